@@ -1,0 +1,1 @@
+"""Youthlink: volunteer and social-organization coordination for a city youth league."""

@@ -1,0 +1,133 @@
+"""The FastAPI app: lifespan (one engine per process), /health, /graphql, and the error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from strawberry.fastapi import GraphQLRouter
+
+from youthlink.config import Settings, get_settings
+from youthlink.db.engine import make_engine
+from youthlink.db.uow import Database
+from youthlink.domain import accounts
+from youthlink.domain.actor import ANONYMOUS, Actor
+from youthlink.errors import DomainError, Unauthenticated
+from youthlink.graphql.context import Context
+from youthlink.graphql.schema import build_schema
+from youthlink.runtime import broker_url, database_url
+from youthlink.workers.relay import drain, relay_in_background
+
+log = logging.getLogger(__name__)
+STATUS_BY_KIND = {"NOT_FOUND": 404, "FORBIDDEN": 403, "UNAUTHENTICATED": 401, "CONFLICT": 409, "INVALID": 422}
+
+
+def _database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+async def actor_for(request: Request) -> Actor:
+    header = request.headers.get("authorization", "")
+    if not header:
+        return ANONYMOUS
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return ANONYMOUS
+    async with _database(request).read() as session:
+        try:
+            return await accounts.actor_from_token(session, token.strip())
+        except Unauthenticated:
+            # An expired or revoked token is treated as no login: protected fields then say UNAUTHENTICATED.
+            return ANONYMOUS
+
+
+async def graphql_context(request: Request) -> Context:
+    client = request.client.host if request.client else ""
+    return Context(db=_database(request), actor=await actor_for(request), client_address=client)
+
+
+async def check_health(app: FastAPI) -> tuple[bool, dict[str, Any]]:
+    report: dict[str, Any] = {}
+    db: Database = app.state.db
+    try:
+        async with db.read() as session:
+            await asyncio.wait_for(session.execute(text("SELECT 1")), timeout=3)
+        report["database"] = "ok"
+    except Exception as exc:
+        report["database"] = f"down: {type(exc).__name__}"
+
+    def ping_broker_and_workers() -> tuple[str, str]:
+        from youthlink.workers.app import app as celery_app
+
+        if broker_url() is None:
+            return "down: not configured", "down: no broker"
+        try:
+            with celery_app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=2)
+        except Exception as exc:
+            return f"down: {type(exc).__name__}", "unknown"
+        replies = celery_app.control.ping(timeout=1.0)
+        return "ok", f"ok ({len(replies)})" if replies else "down: no worker answered"
+
+    broker, workers = await asyncio.get_running_loop().run_in_executor(None, ping_broker_and_workers)
+    report["broker"], report["workers"] = broker, workers
+    healthy = all(str(v).startswith("ok") for v in report.values())
+    return healthy, report
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(database_url(), settings)
+        db = Database(engine)
+        db.relay = relay_in_background(db)
+        app.state.db = db
+        # Objects made at start-up live for the whole process: keep them out of every collection.
+        gc.collect()
+        gc.freeze()
+        yield
+        await drain()
+        await db.dispose()
+
+    app = FastAPI(title="Youthlink", lifespan=lifespan, docs_url=None, redoc_url=None)
+    graphql_app: GraphQLRouter[Context, None] = GraphQLRouter(
+        build_schema(settings),
+        context_getter=graphql_context,
+        graphql_ide="graphiql" if settings.env != "production" else None,
+        allow_queries_via_get=True,
+        multipart_uploads_enabled=False,
+    )
+    app.include_router(graphql_app, prefix="/graphql")
+
+    @app.get("/health")
+    async def health(request: Request) -> JSONResponse:
+        healthy, report = await check_health(request.app)
+        return JSONResponse(report, status_code=200 if healthy else 503)
+
+    @app.exception_handler(DomainError)
+    async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse({"code": exc.code, "message": exc.message, "field": exc.field},
+                            status_code=STATUS_BY_KIND.get(exc.kind, 400))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    async def database_down(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return JSONResponse({"code": "SERVICE_UNAVAILABLE", "message": "数据库暂不可用，请稍后重试"}, status_code=503,
+                            headers={"Retry-After": "5"})
+
+    return app
+
+
+app = create_app()

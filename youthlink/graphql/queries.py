@@ -1,0 +1,156 @@
+"""Root query fields: each opens its own short read session (sibling fields resolve concurrently)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+import strawberry
+from graphql import GraphQLError
+from strawberry import relay
+from strawberry.types import Info
+
+from youthlink.db.models import Account, Organization, Project, Town
+from youthlink.db.models.enums import TaskStatus as DomainTaskStatus
+from youthlink.domain import pagination, reads, stats, tasks
+from youthlink.domain.inputs import StatsPeriod
+from youthlink.errors import DomainError
+from youthlink.graphql import types as t
+from youthlink.graphql.context import context_of
+from youthlink.graphql.ids import decode_optional
+
+
+def raise_top_level(exc: DomainError) -> GraphQLError:
+    """Queries refuse with a top-level error whose extensions.code says why."""
+    return GraphQLError(exc.message, extensions={"code": exc.code, "field": exc.field})
+
+
+@strawberry.input
+class NearInput:
+    lat: float
+    lng: float
+    radius_km: float
+
+
+@strawberry.input
+class TaskFilter:
+    status: list[t.TaskStatus] | None = None  # type: ignore[valid-type]
+    near: NearInput | None = None
+    skills: list[str] | None = None
+    starts_after: datetime | None = None
+    starts_before: datetime | None = None
+    organization_id: strawberry.ID | None = None
+    project_id: strawberry.ID | None = None
+    town_id: strawberry.ID | None = None
+    team_id: strawberry.ID | None = None
+
+
+def _task_filter(f: TaskFilter | None) -> tasks.TaskFilter:
+    if f is None:
+        return tasks.TaskFilter()
+    return tasks.TaskFilter(
+        statuses=tuple(DomainTaskStatus(s) for s in f.status or ()),
+        near=(f.near.lat, f.near.lng, f.near.radius_km) if f.near else None,
+        skills=tuple(s.strip().lower() for s in f.skills) if f.skills is not None else None,
+        starts_after=f.starts_after,
+        starts_before=f.starts_before,
+        organization_id=decode_optional(f.organization_id, "Organization", "filter.organizationId"),
+        project_id=decode_optional(f.project_id, "Project", "filter.projectId"),
+        town_id=decode_optional(f.town_id, "Town", "filter.townId"),
+        team_id=decode_optional(f.team_id, "Team", "filter.teamId"),
+    )
+
+
+@strawberry.type
+class Query:
+    node: relay.Node | None = relay.node()
+
+    @strawberry.field(description="The 16 towns and sub-districts")
+    async def towns(self, info: Info) -> list[t.Town]:
+        async with context_of(info).db.read() as session:
+            return [t.Town.from_row(row) for row in await reads.towns(session)]
+
+    @strawberry.field
+    async def organizations(self, info: Info, first: int | None = None, after: str | None = None
+                            ) -> t.CountedConnection[t.Organization]:
+        try:
+            size = pagination.page_size(first)
+            async with context_of(info).db.read() as session:
+                page = await reads.organizations_page(session, size, after)
+        except DomainError as exc:
+            raise raise_top_level(exc) from None
+        return t.build_connection(t.CountedConnection[t.Organization], page, t.Organization.from_row, after)
+
+    @strawberry.field(description="Tasks, soonest first; `near` adds distanceKm")
+    async def tasks(self, info: Info, filter: TaskFilter | None = None, first: int | None = None,
+                    after: str | None = None) -> t.CountedConnection[t.Task]:
+        ctx = context_of(info)
+        try:
+            criteria = _task_filter(filter)
+            async with ctx.db.read() as session:
+                page = await tasks.search_tasks(session, ctx.actor, criteria, first, after)
+        except DomainError as exc:
+            raise raise_top_level(exc) from None
+        return t.build_connection(t.CountedConnection[t.Task], page, lambda r: t.Task.from_row(r.task, r.distance_km),
+                                  after)
+
+    @strawberry.field(description="Who is logged in")
+    async def viewer(self, info: Info) -> t.Viewer:
+        ctx = context_of(info)
+        if not ctx.actor.is_authenticated:
+            raise GraphQLError("请先登录", extensions={"code": "UNAUTHENTICATED"})
+        async with ctx.db.read() as session:
+            account = await session.get(Account, ctx.actor.account_id)
+        volunteer_row = await ctx.loaders.volunteer.load(ctx.actor.volunteer_id) if ctx.actor.volunteer_id else None
+        return t.Viewer(
+            name=account.name if account else "",
+            roles=sorted({g.role for g in ctx.actor.grants}),
+            volunteer=t.Volunteer.from_row(volunteer_row) if volunteer_row else None,
+        )
+
+    @strawberry.field(description="The city's figures for a period of days (city admins)")
+    async def city_stats(self, info: Info, from_: Annotated[date, strawberry.argument(name="from")], to: date
+                         ) -> t.CityStats:
+        ctx = context_of(info)
+        try:
+            period = StatsPeriod.model_validate({"from": from_, "to": to})
+            async with ctx.db.read() as session:
+                figures = await stats.city_stats(session, ctx.actor, period)
+        except DomainError as exc:
+            raise raise_top_level(exc) from None
+        except ValueError as exc:
+            raise GraphQLError(str(exc), extensions={"code": "INVALID_PERIOD"}) from None
+        loaders = ctx.loaders
+        orgs = await loaders.organization.load_many([b.key for b in figures.by_organization])
+        town_rows = await loaders.town.load_many([b.key for b in figures.by_town])
+        projects = await loaders.project.load_many([b.key for b in figures.by_project])
+        return t.CityStats(
+            registered_volunteers=figures.registered_volunteers,
+            active_volunteers=figures.active_volunteers,
+            total_hours=float(figures.total_hours),
+            tasks_published=figures.tasks_published,
+            slots_offered=figures.slots_offered,
+            slots_filled=figures.slots_filled,
+            fill_rate=figures.fill_rate,
+            by_organization=[
+                t.OrganizationBreakdown(organization=_convert(o, t.Organization), hours=float(b.hours),
+                                        volunteers=b.volunteers, tasks=b.tasks)
+                for b, o in zip(figures.by_organization, orgs, strict=True)
+            ],
+            by_town=[
+                t.TownBreakdown(town=_convert(w, t.Town), hours=float(b.hours), volunteers=b.volunteers)
+                for b, w in zip(figures.by_town, town_rows, strict=True)
+            ],
+            by_project=[
+                t.ProjectBreakdown(project=_convert(p, t.Project), hours=float(b.hours), volunteers=b.volunteers)
+                for b, p in zip(figures.by_project, projects, strict=True)
+            ],
+            monthly=[t.MonthFigures(month=m.month, hours=float(m.hours), active_volunteers=m.active_volunteers,
+                                    new_volunteers=m.new_volunteers) for m in figures.monthly],
+            star_levels=[t.StarLevelCount(level=level, volunteers=n) for level, n in figures.star_levels],
+        )
+
+
+def _convert(row: Organization | Town | Project | None, cls: type) -> object:
+    return cls.from_row(row) if row is not None else None  # type: ignore[attr-defined]
+

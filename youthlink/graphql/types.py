@@ -1,0 +1,502 @@
+"""Hand-written GraphQL types over the domain's rows: only what clients need, relationships via loaders."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime
+from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from youthlink.config import get_settings
+from youthlink.db import models
+from youthlink.db.models import enums
+from youthlink.domain import hours as hours_domain
+from youthlink.domain import pagination, tasks
+from youthlink.domain.pagination import Page
+from youthlink.graphql.context import context_of
+
+TaskStatus = strawberry.enum(enums.TaskStatus)
+SignupStatus = strawberry.enum(enums.SignupStatus)
+AssignmentMode = strawberry.enum(enums.AssignmentMode)
+RecordStatus = strawberry.enum(enums.RecordStatus)
+RecordSource = strawberry.enum(enums.RecordSource)
+OrganizationKind = strawberry.enum(enums.OrganizationKind)
+TownKind = strawberry.enum(enums.TownKind)
+Role = strawberry.enum(enums.Role)
+
+N = TypeVar("N")
+
+
+def local_time(value: datetime) -> datetime:
+    """Times go out in the city's zone, with its offset."""
+    return value.astimezone(ZoneInfo(get_settings().city_timezone))
+
+
+def local_time_or_none(value: datetime | None) -> datetime | None:
+    return local_time(value) if value is not None else None
+
+
+def mask_phone(phone: str) -> str:
+    return f"{phone[:3]}****{phone[-4:]}"
+
+
+def _uuids(node_ids: Iterable[str]) -> list[uuid.UUID | None]:
+    out: list[uuid.UUID | None] = []
+    for node_id in node_ids:
+        try:
+            out.append(uuid.UUID(str(node_id)))
+        except ValueError:
+            out.append(None)
+    return out
+
+
+async def _resolve(info: Info, loader_name: str, cls: Any, node_ids: Iterable[str]) -> list[Any]:
+    loader = getattr(context_of(info).loaders, loader_name)
+    keys = _uuids(node_ids)
+    rows = await loader.load_many([k for k in keys if k is not None])
+    by_key = dict(zip([k for k in keys if k is not None], rows, strict=True))
+    return [cls.from_row(by_key[k]) if k is not None and by_key.get(k) is not None else None for k in keys]
+
+
+def build_connection(cls: type[N], page: Page[Any], convert: Callable[[Any], Any], after: str | None) -> N:
+    edges = [relay.Edge(cursor=c, node=convert(item)) for item, c in zip(page.items, page.cursors, strict=True)]
+    return cls(  # type: ignore[call-arg]
+        edges=edges,
+        page_info=relay.PageInfo(
+            has_next_page=page.has_next,
+            has_previous_page=after is not None,
+            start_cursor=page.cursors[0] if page.cursors else None,
+            end_cursor=page.cursors[-1] if page.cursors else None,
+        ),
+        total_count=page.total_count,
+    )
+
+
+@strawberry.type
+class CountedConnection(relay.Connection[relay.NodeType]):
+    total_count: int = strawberry.field(description="All items matching, across pages")
+
+
+@strawberry.type
+class Location:
+    address: str | None
+    lat: float
+    lng: float
+
+
+@strawberry.type
+class Town(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    kind: TownKind  # type: ignore[valid-type]
+
+    @classmethod
+    def from_row(cls, row: models.Town) -> Town:
+        return cls(id=str(row.id), name=row.name, kind=row.kind)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve(info, "town", cls, node_ids)
+
+
+@strawberry.type
+class OrganizationStats:
+    total_hours: float
+    volunteers: int
+
+
+@strawberry.type
+class Organization(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    kind: OrganizationKind  # type: ignore[valid-type]
+    description: str
+    illustrative: bool = strawberry.field(description="Demo data not named in public reports")
+    row: strawberry.Private[models.Organization]
+
+    @classmethod
+    def from_row(cls, row: models.Organization) -> Organization:
+        return cls(id=str(row.id), name=row.name, kind=row.kind, description=row.description,
+                   illustrative=row.illustrative, row=row)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve(info, "organization", cls, node_ids)
+
+    @strawberry.field
+    async def parent(self, info: Info) -> Organization | None:
+        if self.row.parent_id is None:
+            return None
+        row = await context_of(info).loaders.organization.load(self.row.parent_id)
+        return Organization.from_row(row) if row else None
+
+    @strawberry.field
+    async def town(self, info: Info) -> Town | None:
+        if self.row.town_id is None:
+            return None
+        row = await context_of(info).loaders.town.load(self.row.town_id)
+        return Town.from_row(row) if row else None
+
+    @strawberry.field
+    async def teams(self, info: Info, first: int | None = None, after: str | None = None
+                    ) -> CountedConnection[Team]:
+        size = pagination.page_size(first)
+        page = await context_of(info).loaders.teams_of.load((self.row.id, size, after))
+        return build_connection(CountedConnection[Team], page, Team.from_row, after)
+
+    @strawberry.field(description="Projects the organization owns or partners in")
+    async def projects(self, info: Info, first: int | None = None) -> CountedConnection[Project]:
+        size = pagination.page_size(first)
+        page = await context_of(info).loaders.projects_of.load((self.row.id, size, None))
+        return build_connection(CountedConnection[Project], page, Project.from_row, None)
+
+    @strawberry.field
+    async def stats(self, info: Info) -> OrganizationStats:
+        totals = await context_of(info).loaders.organization_totals.load(self.row.id)
+        return OrganizationStats(total_hours=totals.hours, volunteers=totals.volunteers)
+
+
+@strawberry.type
+class Team(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    is_commando: bool
+    active_from: date | None
+    active_until: date | None
+    row: strawberry.Private[models.Team]
+
+    @classmethod
+    def from_row(cls, row: models.Team) -> Team:
+        return cls(id=str(row.id), name=row.name, is_commando=row.is_commando, active_from=row.active_from,
+                   active_until=row.active_until, row=row)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve(info, "team", cls, node_ids)
+
+    @strawberry.field
+    async def member_count(self, info: Info) -> int:
+        return await context_of(info).loaders.member_count.load(self.row.id) or 0
+
+    @strawberry.field
+    async def organization(self, info: Info) -> Organization | None:
+        row = await context_of(info).loaders.organization.load(self.row.organization_id)
+        return Organization.from_row(row) if row else None
+
+
+@strawberry.type
+class Project(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    description: str
+    row: strawberry.Private[models.Project]
+
+    @classmethod
+    def from_row(cls, row: models.Project) -> Project:
+        return cls(id=str(row.id), name=row.name, description=row.description, row=row)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve(info, "project", cls, node_ids)
+
+    @strawberry.field
+    async def owner(self, info: Info) -> Organization | None:
+        row = await context_of(info).loaders.organization.load(self.row.owner_organization_id)
+        return Organization.from_row(row) if row else None
+
+
+@strawberry.type
+class Task(relay.Node):
+    id: relay.NodeID[str]
+    title: str
+    description: str
+    starts_at: datetime
+    ends_at: datetime
+    signup_deadline: datetime | None
+    slots: int
+    filled_slots: int
+    status: TaskStatus  # type: ignore[valid-type]
+    assignment_mode: AssignmentMode  # type: ignore[valid-type]
+    required_skills: list[str]
+    min_age: int | None
+    checkin_radius_m: int
+    location: Location
+    distance_km: float | None = strawberry.field(description="From the `near` point of the search, if any")
+    row: strawberry.Private[models.Task]
+
+    @classmethod
+    def from_row(cls, row: models.Task, distance_km: float | None = None) -> Task:
+        return cls(
+            id=str(row.id), title=row.title, description=row.description, starts_at=local_time(row.starts_at),
+            ends_at=local_time(row.ends_at), signup_deadline=local_time_or_none(row.signup_deadline),
+            slots=row.slots, filled_slots=row.filled_slots, status=row.status, assignment_mode=row.assignment_mode,
+            required_skills=list(row.required_skills), min_age=row.min_age, checkin_radius_m=row.checkin_radius_m,
+            location=Location(address=row.address, lat=row.lat, lng=row.lng),
+            distance_km=round(distance_km, 3) if distance_km is not None else None, row=row,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve(info, "task", cls, node_ids)
+
+    @strawberry.field(description="The rotating on-site check-in code; only for those who run the task")
+    async def check_in_code(self, info: Info) -> str | None:
+        if not await context_of(info).loaders.manages_task.load(self.row.id):
+            return None
+        return tasks.current_checkin_code(self.row)
+
+    @strawberry.field
+    async def organization(self, info: Info) -> Organization | None:
+        row = await context_of(info).loaders.organization.load(self.row.organization_id)
+        return Organization.from_row(row) if row else None
+
+    @strawberry.field
+    async def town(self, info: Info) -> Town | None:
+        if self.row.town_id is None:
+            return None
+        row = await context_of(info).loaders.town.load(self.row.town_id)
+        return Town.from_row(row) if row else None
+
+    @strawberry.field
+    async def project(self, info: Info) -> Project | None:
+        if self.row.project_id is None:
+            return None
+        row = await context_of(info).loaders.project.load(self.row.project_id)
+        return Project.from_row(row) if row else None
+
+    @strawberry.field
+    async def team(self, info: Info) -> Team | None:
+        if self.row.team_id is None:
+            return None
+        row = await context_of(info).loaders.team.load(self.row.team_id)
+        return Team.from_row(row) if row else None
+
+    @strawberry.field(description="All sign-ups for those who run the task; a volunteer sees their own")
+    async def signups(self, info: Info, first: int | None = None, after: str | None = None
+                      ) -> CountedConnection[Signup]:
+        size = pagination.page_size(first)
+        page = await context_of(info).loaders.signups_of_task.load((self.row.id, size, after))
+        return build_connection(CountedConnection[Signup], page, Signup.from_row, after)
+
+
+@strawberry.type
+class Volunteer(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    phone_masked: str
+    skills: list[str]
+    total_hours: float
+    star_level: int = strawberry.field(description="星级: 1 at 100 h, 2 at 300, 3 at 600, 4 at 1,000, 5 at 1,500")
+    row: strawberry.Private[models.Volunteer]
+
+    @classmethod
+    def from_row(cls, row: models.Volunteer) -> Volunteer:
+        return cls(id=str(row.id), name=row.name, phone_masked=mask_phone(row.phone), skills=list(row.skills),
+                   total_hours=float(row.total_hours), star_level=hours_domain.star_level(row.total_hours), row=row)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve(info, "volunteer", cls, node_ids)
+
+    @strawberry.field(description="Full number for the person and the admins who need it; masked for others")
+    async def phone(self, info: Info) -> str:
+        allowed = await context_of(info).loaders.full_phone.load(self.row.id)
+        return self.row.phone if allowed else mask_phone(self.row.phone)
+
+    @strawberry.field
+    async def town(self, info: Info) -> Town | None:
+        if self.row.town_id is None:
+            return None
+        row = await context_of(info).loaders.town.load(self.row.town_id)
+        return Town.from_row(row) if row else None
+
+    @strawberry.field
+    def guardian_consent_recorded(self) -> bool:
+        return self.row.guardian_consent_at is not None
+
+    @strawberry.field
+    async def signups(self, info: Info, first: int | None = None, after: str | None = None
+                      ) -> CountedConnection[Signup]:
+        size = pagination.page_size(first)
+        page = await context_of(info).loaders.signups_of_volunteer.load((self.row.id, size, after))
+        return build_connection(CountedConnection[Signup], page, Signup.from_row, after)
+
+    @strawberry.field
+    async def service_records(self, info: Info, first: int | None = None, after: str | None = None
+                              ) -> CountedConnection[ServiceRecord]:
+        size = pagination.page_size(first)
+        page = await context_of(info).loaders.records_of_volunteer.load((self.row.id, size, after))
+        return build_connection(CountedConnection[ServiceRecord], page, ServiceRecord.from_row, after)
+
+
+@strawberry.type
+class Signup(relay.Node):
+    id: relay.NodeID[str]
+    status: SignupStatus  # type: ignore[valid-type]
+    match_score: float | None
+    applied_at: datetime
+    decided_at: datetime | None
+    checked_in_at: datetime | None
+    checked_out_at: datetime | None
+    cancelled_at: datetime | None
+    row: strawberry.Private[models.Signup]
+
+    @classmethod
+    def from_row(cls, row: models.Signup) -> Signup:
+        return cls(
+            id=str(row.id), status=row.status,
+            match_score=float(row.match_score) if row.match_score is not None else None,
+            applied_at=local_time(row.applied_at), decided_at=local_time_or_none(row.decided_at),
+            checked_in_at=local_time_or_none(row.checked_in_at),
+            checked_out_at=local_time_or_none(row.checked_out_at),
+            cancelled_at=local_time_or_none(row.cancelled_at), row=row,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve(info, "signup", cls, node_ids)
+
+    @strawberry.field
+    async def task(self, info: Info) -> Task | None:
+        row = await context_of(info).loaders.task.load(self.row.task_id)
+        return Task.from_row(row) if row else None
+
+    @strawberry.field
+    async def volunteer(self, info: Info) -> Volunteer | None:
+        row = await context_of(info).loaders.volunteer.load(self.row.volunteer_id)
+        return Volunteer.from_row(row) if row else None
+
+    @strawberry.field
+    async def service_record(self, info: Info) -> ServiceRecord | None:
+        row = await context_of(info).loaders.record_by_signup.load(self.row.id)
+        return ServiceRecord.from_row(row) if row else None
+
+
+@strawberry.type
+class ServiceRecord(relay.Node):
+    id: relay.NodeID[str]
+    hours: float
+    status: RecordStatus  # type: ignore[valid-type]
+    source: RecordSource  # type: ignore[valid-type]
+    started_at: datetime
+    ended_at: datetime
+    approved_at: datetime | None
+    note: str
+    rejected_reason: str | None
+    row: strawberry.Private[models.ServiceRecord]
+
+    @classmethod
+    def from_row(cls, row: models.ServiceRecord) -> ServiceRecord:
+        return cls(
+            id=str(row.id), hours=float(row.hours), status=row.status, source=row.source,
+            started_at=local_time(row.started_at), ended_at=local_time(row.ended_at),
+            approved_at=local_time_or_none(row.approved_at), note=row.note, rejected_reason=row.rejected_reason,
+            row=row,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        return await _resolve(info, "record", cls, node_ids)
+
+    @strawberry.field
+    async def task(self, info: Info) -> Task | None:
+        row = await context_of(info).loaders.task.load(self.row.task_id)
+        return Task.from_row(row) if row else None
+
+    @strawberry.field
+    async def volunteer(self, info: Info) -> Volunteer | None:
+        row = await context_of(info).loaders.volunteer.load(self.row.volunteer_id)
+        return Volunteer.from_row(row) if row else None
+
+
+@strawberry.type
+class Adjustment:
+    id: strawberry.ID
+    hours: float
+    reason: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: models.Adjustment) -> Adjustment:
+        return cls(id=strawberry.ID(relay.to_base64("Adjustment", str(row.id))), hours=float(row.hours),
+                   reason=row.reason, created_at=local_time(row.created_at))
+
+
+@strawberry.type
+class UserError:
+    field: str | None
+    message: str
+    code: str
+
+
+@strawberry.type
+class Viewer:
+    name: str
+    roles: list[Role]  # type: ignore[valid-type]
+    volunteer: Volunteer | None
+
+
+# Statistics
+
+@strawberry.type
+class OrganizationBreakdown:
+    organization: Organization | None
+    hours: float
+    volunteers: int
+    tasks: int
+
+
+@strawberry.type
+class TownBreakdown:
+    town: Town | None
+    hours: float
+    volunteers: int
+
+
+@strawberry.type
+class ProjectBreakdown:
+    project: Project | None
+    hours: float
+    volunteers: int
+
+
+@strawberry.type
+class MonthFigures:
+    month: str = strawberry.field(description="YYYY-MM in the city's time zone")
+    hours: float
+    active_volunteers: int
+    new_volunteers: int
+
+
+@strawberry.type
+class StarLevelCount:
+    level: int
+    volunteers: int
+
+
+@strawberry.type
+class CityStats:
+    registered_volunteers: int
+    active_volunteers: int
+    total_hours: float
+    tasks_published: int
+    slots_offered: int
+    slots_filled: int
+    fill_rate: float
+    by_organization: list[OrganizationBreakdown]
+    by_town: list[TownBreakdown]
+    by_project: list[ProjectBreakdown]
+    monthly: list[MonthFigures]
+    star_levels: list[StarLevelCount]
+
+
+def rows_in_order(rows: Sequence[Any], convert: Callable[[Any], Any]) -> list[Any]:
+    return [convert(r) if r is not None else None for r in rows]
+
+
+ID = Annotated[strawberry.ID, strawberry.argument(description="A Relay global ID")]

@@ -1,0 +1,63 @@
+"""The Celery app. JSON only, late acks, rejected on worker loss, prefetch 1, time limits under the
+broker's visibility timeout, one queue per area so a long matching batch never delays crediting hours.
+
+Safe because every job is idempotent (see youthlink/workers/jobs.py).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from youthlink.config import get_settings
+from youthlink.runtime import broker_url
+
+QUEUES = ("default", "outbox", "matching", "hours", "stats", "notifications")
+
+
+def make_celery() -> Celery:
+    settings = get_settings()
+    app = Celery("youthlink", include=["youthlink.workers.jobs"])
+    app.conf.update(
+        broker_url=broker_url() or "memory://unconfigured",
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.job_soft_time_limit,
+        task_time_limit=settings.job_time_limit,
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=2,
+        # Each area is its own queue, bound by its own routing key (never the default queue's).
+        task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES],
+        task_default_queue="default",
+        task_default_exchange="default",
+        task_default_routing_key="default",
+        task_routes={f"{area}.*": {"queue": area} for area in QUEUES if area != "default"},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        timezone="UTC",
+        beat_schedule={
+            "outbox-relay": {
+                "task": "outbox.relay",
+                "schedule": timedelta(seconds=settings.outbox_sweep_seconds),
+                "options": {"expires": settings.outbox_sweep_seconds},
+            },
+            "matching-batch": {
+                "task": "matching.run_batch",
+                "schedule": timedelta(seconds=settings.matching_batch_seconds),
+                "options": {"expires": settings.matching_batch_seconds},
+            },
+        },
+    )
+    return app
+
+
+app = make_celery()

@@ -1,0 +1,84 @@
+"""Jobs: thin shims that take IDs as strings and run a domain service on the process's event loop.
+
+Every job is idempotent, so late acks and redelivery are safe: state-guarded updates, natural unique
+keys with ON CONFLICT DO NOTHING, advisory locks around batches. A job that came from the outbox
+counts its attempts and is parked, not looped, when it keeps failing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from youthlink.config import get_settings
+from youthlink.db.models import OutboxJob
+from youthlink.db.models.enums import JobState
+from youthlink.domain import hours, matching
+from youthlink.workers import relay, runtime
+from youthlink.workers.app import app
+
+log = logging.getLogger(__name__)
+
+
+async def _claim_attempt(outbox_id: int) -> bool:
+    """Count this attempt; False when the job is already done, parked, or has failed too often."""
+    db = runtime.database()
+    async with db.unit_of_work() as session:
+        attempts = await session.scalar(
+            update(OutboxJob).where(OutboxJob.id == outbox_id, OutboxJob.state == JobState.PENDING)
+            .values(attempts=OutboxJob.attempts + 1).returning(OutboxJob.attempts)
+        )
+        if attempts is None:
+            log.info("job %s is already done or parked; nothing to do", outbox_id)
+            return False
+        if attempts > get_settings().outbox_max_attempts:
+            await session.execute(
+                update(OutboxJob).where(OutboxJob.id == outbox_id)
+                .values(state=JobState.PARKED, last_error=f"parked after {attempts - 1} attempts")
+            )
+            log.error("job %s parked after %s attempts", outbox_id, attempts - 1)
+            return False
+    return True
+
+
+async def execute(work: Callable[[AsyncSession], Awaitable[Any]], outbox_id: int | None) -> Any:
+    if outbox_id is not None and not await _claim_attempt(outbox_id):
+        return None
+    db = runtime.database()
+    async with db.unit_of_work() as session:
+        result = await work(session)
+        if outbox_id is not None:
+            # Done in the same transaction as the work: either both happen or neither.
+            await session.execute(
+                update(OutboxJob).where(OutboxJob.id == outbox_id)
+                .values(state=JobState.DONE, done_at=datetime.now(UTC))
+            )
+    return result
+
+
+@app.task(name="hours.credit")
+def credit_hours(signup_id: str, outbox_id: int | None = None) -> str | None:
+    async def work(session: AsyncSession) -> str | None:
+        record = await hours.credit_from_checkin(session, uuid.UUID(signup_id))
+        return str(record.id) if record else None
+
+    return runtime.run(execute(work, outbox_id))
+
+
+@app.task(name="matching.run_batch")
+def run_matching_batch(task_ids: list[str] | None = None, outbox_id: int | None = None) -> dict[str, int]:
+    async def work(session: AsyncSession) -> dict[str, int]:
+        return await matching.run_batch(session, [uuid.UUID(t) for t in task_ids] if task_ids else None)
+
+    return runtime.run(execute(work, outbox_id)) or {}
+
+
+@app.task(name="outbox.relay")
+def relay_outbox() -> int:
+    return runtime.run(relay.send(runtime.database(), None))
