@@ -127,3 +127,10 @@ async def clean(db: Any) -> AsyncIterator[None]:
             "TRUNCATE adjustments, service_records, signups, tasks, team_members, role_grants, accounts, "
             "project_teams, teams, volunteers, outbox_jobs, audit_log"
         ))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if _services is None:
+        return ""
+    where = "embedded" if _services.embedded_pg else "configured servers"
+    return f"youthlink test services ({where}): database {_services.database}, logs in {_services.folder}"

@@ -48,6 +48,7 @@ class Services:
             YOUTHLINK_DATA_DIR=str(self.folder / "data"),
             YOUTHLINK_OUTBOX_SWEEP_SECONDS="1",
             YOUTHLINK_OUTBOX_RESEND_AFTER_SECONDS="5",
+            YOUTHLINK_OUTBOX_MAX_ATTEMPTS="3",
             PYTHONUNBUFFERED="1",
         )
         env.update(extra)
@@ -162,13 +163,13 @@ def _wait_for_worker(services: Services, prefix: str, process: subprocess.Popen[
     raise RuntimeError("worker did not answer a ping within 60 s")
 
 
-def start_api(services: Services) -> str:
+def start_api(services: Services, name: str = "api", **env: str) -> str:
     port = free_port()
-    log = open(services.folder / "api.log", "ab")  # noqa: SIM115
+    log = open(services.folder / f"{name}.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "youthlink.api.app:app", "--host", "127.0.0.1", "--port", str(port),
          "--no-access-log"],
-        env=services.env(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        env=services.env(**env), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
     )
     services.processes.append(process)
     url = f"http://127.0.0.1:{port}"

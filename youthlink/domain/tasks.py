@@ -19,12 +19,15 @@ from youthlink.domain.actor import Actor
 from youthlink.domain.geo import sql_haversine_km, sql_within_km
 from youthlink.domain.inputs import CreateTask
 from youthlink.domain.pagination import Page, after_clause, decode_cursor, encode_cursor, page_size
-from youthlink.errors import Invalid, NotFound
+from youthlink.errors import Forbidden, Invalid, NotFound
 
 
 async def create_task(session: AsyncSession, actor: Actor, command: CreateTask) -> Task:
     lineage = await organizations.lineage(session, command.organization_id)
-    policies.require_manages_task(actor, lineage, command.team_id)
+    policies.require_login(actor)
+    if not policies.manages_task(actor, lineage, command.team_id):
+        # The refusal points at what the client sent (there is no task ID yet).
+        raise Forbidden("FORBIDDEN", "无权在该组织发布任务", "organizationId")
     if command.project_id is not None and await session.get(Project, command.project_id) is None:
         raise NotFound("PROJECT_NOT_FOUND", "项目不存在", "projectId")
     if command.town_id is not None and await session.get(Town, command.town_id) is None:

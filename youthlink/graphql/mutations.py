@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import strawberry
 from graphql import GraphQLError
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
@@ -29,7 +30,8 @@ MAX_IDS = 500
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc if not isinstance(part, int)) or "input"
+    # The adapters build commands by Python name, so pydantic reports `starts_at`; the client sent `startsAt`.
+    return ".".join(to_camel(str(part)) for part in loc if not isinstance(part, int)) or "input"
 
 
 def validation_errors(exc: ValidationError) -> list[t.UserError]:

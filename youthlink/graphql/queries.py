@@ -63,7 +63,13 @@ def _task_filter(f: TaskFilter | None) -> tasks.TaskFilter:
 
 @strawberry.type
 class Query:
-    node: relay.Node | None = relay.node()
+    @strawberry.field(description="Any object by its global ID; null when it does not exist or is not visible")
+    async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
+        try:
+            return await id.resolve_node(info, required=False)  # type: ignore[no-any-return]
+        except (relay.GlobalIDValueError, ValueError, TypeError, KeyError):
+            # An ID of no known type reads like one that does not exist: null, as for any invisible object.
+            return None
 
     @strawberry.field(description="The 16 towns and sub-districts")
     async def towns(self, info: Info) -> list[t.Town]:

@@ -34,7 +34,7 @@ def make_celery() -> Celery:
         task_time_limit=settings.job_time_limit,
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
         broker_connection_retry_on_startup=True,
-        broker_connection_timeout=2,
+        broker_connection_timeout=1,
         # Each area is its own queue, bound by its own routing key (never the default queue's).
         task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES],
         task_default_queue="default",

@@ -51,9 +51,10 @@ async def send(db: Database, job_ids: list[int] | None) -> int:
             query.order_by(OutboxJob.id).limit(SWEEP_BATCH).with_for_update(skip_locked=True)
         )).all()
         for row in rows:
-            if await loop.run_in_executor(None, _publish, row.id, row.name, dict(row.args)):
-                row.sent_at = datetime.now(UTC)
-                sent += 1
+            if not await loop.run_in_executor(None, _publish, row.id, row.name, dict(row.args)):
+                break  # the broker is down: the rest would fail too; the next sweep tries again
+            row.sent_at = datetime.now(UTC)
+            sent += 1
     return sent
 
 
