@@ -40,10 +40,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 async def _load_reference() -> None:
+    from youthlink.config import get_settings
     from youthlink.db.engine import make_engine
     from youthlink.db.seed import load_reference
     from youthlink.db.uow import Database
-    from youthlink.config import get_settings
 
     assert _services is not None
     db = Database(make_engine(_services.database_url, get_settings(), pool_size=1))

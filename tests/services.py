@@ -22,9 +22,9 @@ import asyncpg
 import httpx
 
 from youthlink.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
+from youthlink.workers.queues import ALL_QUEUES
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL_QUEUES = "default,outbox,matching,hours,stats,notifications"
 
 
 @dataclass
@@ -139,7 +139,7 @@ def free_port() -> int:
 
 def start_worker(services: Services, name: str = "w1", concurrency: int = 2, queues: str = ALL_QUEUES,
                  **env: str) -> subprocess.Popen[bytes]:
-    log = open(services.folder / f"worker-{name}.log", "ab")  # noqa: SIM115 (closed with the process)
+    log = open(services.folder / f"worker-{name}.log", "ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "youthlink.workers.app", "worker", "-Q", queues,
          "-c", str(concurrency), "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
@@ -165,7 +165,7 @@ def _wait_for_worker(services: Services, prefix: str, process: subprocess.Popen[
 
 def start_api(services: Services, name: str = "api", **env: str) -> str:
     port = free_port()
-    log = open(services.folder / f"{name}.log", "ab")  # noqa: SIM115
+    log = open(services.folder / f"{name}.log", "ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "youthlink.api.app:app", "--host", "127.0.0.1", "--port", str(port),
          "--no-access-log"],

@@ -16,7 +16,7 @@ SHARED_CLIENTS = ROOT.parent / "shared" / "clients"
 
 def test_committed_schema_matches_the_code() -> None:
     committed = (ROOT / "youthlink" / "graphql" / "schema.graphql").read_text()
-    assert committed == schema_sdl(), "schema.graphql drifted: run `youthlink schema > youthlink/graphql/schema.graphql`"
+    assert committed == schema_sdl(), "drifted: run `youthlink schema > youthlink/graphql/schema.graphql`"
 
 
 @pytest.mark.parametrize("path", sorted(CLIENTS.glob("*.graphql")), ids=lambda p: p.name)

@@ -15,9 +15,9 @@ from youthlink.db.models.enums import Role
 from youthlink.graphql.ids import decode_id
 
 
-async def eventually(check: Any, timeout: float = 30.0) -> Any:
+async def eventually(check: Any, within: float = 30.0) -> Any:
     """Poll until `check()` returns something truthy (workers run asynchronously)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         result = await check()
         if result:
@@ -71,8 +71,9 @@ async def test_the_whole_loop(gql: GraphQL, db: Any, clean: None) -> None:
         assert body["volunteer"]["town"]["name"] == "石塘镇" and body["volunteer"]["starLevel"] == 0
         tokens.append(body["token"])
 
-    found = await gql("OpenTasks", {"filter": {"status": ["OPEN"], "near": {"lat": 28.27, "lng": 121.60, "radiusKm": 10},
-                                               "skills": ["swimming", "first_aid"]}, "first": 20}, token=tokens[0])
+    near = {"lat": 28.27, "lng": 121.60, "radiusKm": 10}
+    found = await gql("OpenTasks", {"filter": {"status": ["OPEN"], "near": near, "skills": ["swimming", "first_aid"]},
+                                    "first": 20}, token=tokens[0])
     nodes = [e["node"] for e in found["data"]["tasks"]["edges"]]
     listed = next(n for n in nodes if n["id"] == task["id"])
     assert 0 < listed["distanceKm"] < 3 and listed["organization"]["name"] == "温岭市社会治理志愿者联盟"

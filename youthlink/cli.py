@@ -18,6 +18,8 @@ from typing import Annotated
 
 import typer
 
+from youthlink.workers.queues import ALL_QUEUES
+
 app = typer.Typer(help="Youthlink: volunteer coordination for a city youth league.", no_args_is_help=True)
 admin_app = typer.Typer(help="Administrator accounts.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
@@ -100,8 +102,12 @@ class ScaleChoice(StrEnum):
 
 @app.command()
 def seed(
-    demo: Annotated[bool, typer.Option("--demo", help="Also load synthetic demo data (into an empty database)")] = False,
-    scale: Annotated[ScaleChoice, typer.Option(help="small, or the city's real size (for benchmarks)")] = ScaleChoice.small,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Also load synthetic demo data (into an empty database)")
+    ] = False,
+    scale: Annotated[
+        ScaleChoice, typer.Option(help="small, or the city's real size (for benchmarks)")
+    ] = ScaleChoice.small,
     data_dir: DataDir = None,
 ) -> None:
     """Load the city's reference data (idempotent), and demo data with --demo."""
@@ -170,7 +176,7 @@ def admin_create(
 
 @app.command()
 def worker(
-    queues: Annotated[str, typer.Option(help="Comma-separated queues")] = "default,outbox,matching,hours,stats,notifications",
+    queues: Annotated[str, typer.Option(help="Comma-separated queues")] = ALL_QUEUES,
     concurrency: Annotated[int, typer.Option(help="Worker processes")] = 2,
     data_dir: DataDir = None,
 ) -> None:
@@ -206,7 +212,9 @@ def up(
     host: Annotated[str, typer.Option(help="Address the API listens on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the API listens on")] = 8000,
     data_dir: DataDir = None,
-    demo: Annotated[bool | None, typer.Option("--demo/--no-demo", help="Demo data (default: on first embedded start)")] = None,
+    demo: Annotated[
+        bool | None, typer.Option("--demo/--no-demo", help="Demo data (default: on the first embedded start)")
+    ] = None,
     workers: Annotated[int, typer.Option(help="Celery worker processes")] = 2,
 ) -> None:
     """Start everything: embedded PostgreSQL and Redis (unless URLs are configured), migrations,
@@ -221,17 +229,17 @@ def up(
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     stopping = False
 
-    def stop(*_: object) -> None:
+    def stop() -> None:
         nonlocal stopping
         if stopping:
             return
         stopping = True
         typer.echo("\nstopping ...")
-        for _, child in reversed(children):
+        for _name, child in reversed(children):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 20
-        for _, child in children:
+        for _name, child in children:
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -271,7 +279,7 @@ def up(
         if asyncio.run(_seed(load_demo, "small")):
             from youthlink.db.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
 
-            typer.echo("demo data loaded; demo logins (password: %s):" % DEMO_PASSWORD)
+            typer.echo(f"demo data loaded; demo logins (password: {DEMO_PASSWORD}):")
             for phone, name, _role, _org in DEMO_ACCOUNTS:
                 typer.echo(f"  {phone}  {name}")
             typer.echo("  13700000000 ... 13700000299  demo volunteers")
@@ -281,7 +289,7 @@ def up(
             "api": [sys.executable, "-m", "uvicorn", "youthlink.api.app:app", "--host", host, "--port", str(port),
                     "--no-access-log"],
             "worker": [sys.executable, "-m", "celery", "-A", "youthlink.workers.app", "worker", "-Q",
-                       "default,outbox,matching,hours,stats,notifications", "-c", str(workers), "--loglevel", "WARNING"],
+                       ALL_QUEUES, "-c", str(workers), "--loglevel", "WARNING"],
             "beat": [sys.executable, "-m", "celery", "-A", "youthlink.workers.app", "beat", "-s", str(schedule),
                      "--loglevel", "WARNING"],
         }

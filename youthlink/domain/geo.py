@@ -10,8 +10,10 @@ import math
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func
+from sqlalchemy.orm import QueryableAttribute
 
 EARTH_RADIUS_KM = 6371.0088
+Column = ColumnElement[Any] | QueryableAttribute[Any]
 
 
 def haversine_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
@@ -21,8 +23,7 @@ def haversine_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
-def sql_haversine_km(lat: ColumnElement[Any], lng: ColumnElement[Any], at_lat: float, at_lng: float
-                     ) -> ColumnElement[float]:
+def sql_haversine_km(lat: Column, lng: Column, at_lat: float, at_lng: float) -> ColumnElement[float]:
     dp = func.radians(lat - at_lat) / 2
     dl = func.radians(lng - at_lng) / 2
     a = func.power(func.sin(dp), 2) + func.cos(func.radians(at_lat)) * func.cos(func.radians(lat)) * func.power(
@@ -31,7 +32,7 @@ def sql_haversine_km(lat: ColumnElement[Any], lng: ColumnElement[Any], at_lat: f
     return 2 * EARTH_RADIUS_KM * func.asin(func.least(1.0, func.sqrt(a)))
 
 
-def sql_within_km(lat: ColumnElement[Any], lng: ColumnElement[Any], at_lat: float, at_lng: float,
+def sql_within_km(lat: Column, lng: Column, at_lat: float, at_lng: float,
                   radius_km: float) -> ColumnElement[bool]:
     dlat = math.degrees(radius_km / EARTH_RADIUS_KM)
     dlng = dlat / max(math.cos(math.radians(at_lat)), 1e-6)

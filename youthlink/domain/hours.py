@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import CompoundSelect, Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -183,7 +183,7 @@ async def adjust_record(session: AsyncSession, actor: Actor, command: AdjustServ
     return adjustment
 
 
-def ledger_entries() -> Select[Any]:
+def ledger_entries() -> CompoundSelect[uuid.UUID, uuid.UUID, datetime, Decimal]:
     """The ledger: approved records plus every adjustment (dated by its record). The one source of hours."""
     records = select(
         ServiceRecord.volunteer_id, ServiceRecord.task_id, ServiceRecord.started_at, ServiceRecord.hours

@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, or_, tuple_
+from sqlalchemy import ColumnElement, and_, or_, tuple_
+from sqlalchemy.orm import QueryableAttribute
 
 from youthlink.errors import Invalid
 
@@ -59,21 +60,14 @@ def decode_cursor(cursor: str, kinds: Sequence[type]) -> list[Any]:
         raise Invalid("INVALID_CURSOR", "分页游标无效", "after") from None
 
 
-def after_clause(columns: Sequence[ColumnElement[Any]], values: Sequence[Any]) -> ColumnElement[bool]:
-    """Rows strictly after `values` in ascending (columns...) order: a row comparison the index can use."""
-    if len(columns) == 1:
-        return columns[0] > values[0]
-    return tuple_(*columns) > tuple_(*values)
+Columns = Sequence[ColumnElement[Any] | QueryableAttribute[Any]]
 
 
-def descending_after(columns: Sequence[ColumnElement[Any]], values: Sequence[Any]) -> ColumnElement[bool]:
-    """Rows strictly after `values` in descending order."""
-    clauses = []
-    for i, column in enumerate(columns):
-        equal = [columns[j] == values[j] for j in range(i)]
-        clauses.append(and_(*equal, column < values[i]))
+def keyset_after(columns: Columns, values: Sequence[Any], descending: bool = False) -> ColumnElement[bool]:
+    """Rows strictly after `values` in (columns...) order. Ascending uses a row comparison an index can use."""
+    if not descending:
+        return columns[0] > values[0] if len(columns) == 1 else tuple_(*columns) > tuple_(*values)
+    clauses = [
+        and_(*[columns[j] == values[j] for j in range(i)], columns[i] < values[i]) for i in range(len(columns))
+    ]
     return or_(*clauses)
-
-
-def keyset(query: Select[Any], first: int) -> Select[Any]:
-    return query.limit(first + 1)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union
+from sqlalchemy import ColumnElement, Select, func, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -32,7 +32,7 @@ from youthlink.db.models.enums import TaskStatus
 from youthlink.domain import organizations, policies
 from youthlink.domain.actor import Actor
 from youthlink.domain.hours import ledger_entries
-from youthlink.domain.pagination import Page, decode_cursor, encode_cursor
+from youthlink.domain.pagination import Page, decode_cursor, encode_cursor, keyset_after
 
 M = TypeVar("M")
 
@@ -198,10 +198,7 @@ async def child_pages(
     counts = await _counts(session, filtered, spec)
     if after:
         values = decode_cursor(after, spec.cursor_kinds)
-        keyed = [and_(*[spec.order[j] == values[j] for j in range(i)],
-                      (spec.order[i] < values[i]) if spec.descending else (spec.order[i] > values[i]))
-                 for i in range(len(spec.order))]
-        filtered = filtered.where(or_(*keyed))
+        filtered = filtered.where(keyset_after(spec.order, values, spec.descending))
     ordering = [c.desc() for c in spec.order] if spec.descending else list(spec.order)
     row_number = func.row_number().over(partition_by=spec.parent, order_by=ordering).label("rn")
     windowed = filtered.add_columns(row_number).subquery("windowed")
@@ -259,7 +256,8 @@ async def projects_of(session: AsyncSession, org_ids: Sequence[uuid.UUID], first
     links = union(
         select(Project.owner_organization_id.label("org_id"), Project.id.label("project_id"))
         .where(Project.owner_organization_id.in_(org_ids)),
-        select(ProjectPartner.organization_id, ProjectPartner.project_id).where(ProjectPartner.organization_id.in_(org_ids)),
+        select(ProjectPartner.organization_id, ProjectPartner.project_id)
+        .where(ProjectPartner.organization_id.in_(org_ids)),
     ).subquery("links")
     row_number = func.row_number().over(partition_by=links.c.org_id, order_by=(Project.name, Project.id)).label("rn")
     windowed = select(links.c.org_id, Project, row_number).join(Project, Project.id == links.c.project_id).subquery()
@@ -267,7 +265,8 @@ async def projects_of(session: AsyncSession, org_ids: Sequence[uuid.UUID], first
     rows = (await session.execute(
         select(windowed.c.org_id, entity).where(windowed.c.rn <= first + 1).order_by(windowed.c.rn)
     )).all()
-    counts = dict((await session.execute(select(links.c.org_id, func.count()).group_by(links.c.org_id))).all())
+    counted = await session.execute(select(links.c.org_id, func.count()).group_by(links.c.org_id))
+    counts: dict[uuid.UUID, int] = {r[0]: int(r[1]) for r in counted}
     grouped: dict[uuid.UUID, list[Project]] = defaultdict(list)
     for org_id, project in rows:
         grouped[org_id].append(project)
@@ -302,7 +301,6 @@ async def organization_totals(session: AsyncSession, org_ids: Sequence[uuid.UUID
     return {org_id: found.get(org_id, Totals(0.0, 0)) for org_id in org_ids}
 
 
-ORGANIZATIONS = ChildQuery(Organization, Organization.id, (Organization.name, Organization.id), (str, uuid.UUID))
 
 
 async def organizations_page(session: AsyncSession, first: int, after: str | None,
@@ -315,7 +313,7 @@ async def organizations_page(session: AsyncSession, first: int, after: str | Non
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     if after:
         name, org_id = decode_cursor(after, (str, uuid.UUID))
-        query = query.where(or_(Organization.name > name, and_(Organization.name == name, Organization.id > org_id)))
+        query = query.where(keyset_after((Organization.name, Organization.id), (name, org_id)))
     rows = list((await session.scalars(query.order_by(Organization.name, Organization.id).limit(first + 1))).all())
     shown = rows[:first]
     return Page(items=shown, cursors=[encode_cursor((o.name, o.id)) for o in shown], has_next=len(rows) > first,

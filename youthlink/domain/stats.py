@@ -112,7 +112,7 @@ async def city_stats(session: AsyncSession, actor: Actor, period: StatsPeriod) -
         )
     }
     new_of = func.to_char(func.timezone(tz, Volunteer.created_at), "YYYY-MM")
-    new_rows = dict((await session.execute(
+    new_rows: dict[str, int] = dict((await session.execute(
         select(new_of, func.count()).where(Volunteer.created_at >= start, Volunteer.created_at < end).group_by(new_of)
     )).all())
     months = []
@@ -124,7 +124,7 @@ async def city_stats(session: AsyncSession, actor: Actor, period: StatsPeriod) -
         cursor = (cursor + timedelta(days=32)).replace(day=1)
 
     level = _star_case(Volunteer.total_hours)
-    star_rows = dict((await session.execute(
+    star_rows: dict[int, int] = dict((await session.execute(
         select(level, func.count()).where(Volunteer.created_at < end).group_by(level)
     )).all())
 

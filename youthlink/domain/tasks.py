@@ -18,7 +18,7 @@ from youthlink.domain import audit, organizations, policies
 from youthlink.domain.actor import Actor
 from youthlink.domain.geo import sql_haversine_km, sql_within_km
 from youthlink.domain.inputs import CreateTask
-from youthlink.domain.pagination import Page, after_clause, decode_cursor, encode_cursor, page_size
+from youthlink.domain.pagination import Page, decode_cursor, encode_cursor, keyset_after, page_size
 from youthlink.errors import Forbidden, Invalid, NotFound
 
 
@@ -173,7 +173,7 @@ async def search_tasks(
     query = _filtered(select(*columns), actor, f)
     if after:
         starts_at, task_id = decode_cursor(after, (datetime, uuid.UUID))
-        query = query.where(after_clause((Task.starts_at, Task.id), (starts_at, task_id)))
+        query = query.where(keyset_after((Task.starts_at, Task.id), (starts_at, task_id)))
     query = query.order_by(Task.starts_at, Task.id).limit(limit + 1)
     rows = (await session.execute(query)).all()
     total = await session.scalar(_filtered(select(func.count()).select_from(Task), actor, f))

@@ -86,8 +86,10 @@ class Loaders:
         from youthlink.db.models import Signup
 
         managed = await reads.manages_tasks(session, self.actor, task_ids)
-        pages = await reads.child_pages(session, reads.SIGNUPS_BY_TASK, select(Signup).where(Signup.task_id.in_(managed)),
-                                        task_ids, first, after) if managed else {}
+        pages: dict[uuid.UUID, Page[Any]] = {}
+        if managed:
+            everyone = select(Signup).where(Signup.task_id.in_(managed))
+            pages = await reads.child_pages(session, reads.SIGNUPS_BY_TASK, everyone, task_ids, first, after)
         others = [t for t in task_ids if t not in managed]
         if others and self.actor.volunteer_id is not None:
             # Volunteers see only their own sign-up on a task they do not run.

@@ -44,7 +44,10 @@ def validation_errors(exc: ValidationError) -> list[t.UserError]:
     return errors
 
 
-async def perform(info: Info, action: Callable[[AsyncSession, Actor], Awaitable[R]]) -> tuple[R | None, list[t.UserError]]:
+Action = Callable[[AsyncSession, Actor], Awaitable[R]]
+
+
+async def perform(info: Info, action: Action[R]) -> tuple[R | None, list[t.UserError]]:
     """One unit of work around one service call. A refusal rolls everything back and becomes UserErrors."""
     ctx = context_of(info)
     try:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 from strawberry.types import Info
 
-from youthlink.db.models import Account, Organization, Project, Town
+from youthlink.db.models import Account
 from youthlink.db.models.enums import TaskStatus as DomainTaskStatus
 from youthlink.domain import pagination, reads, stats, tasks
 from youthlink.domain.inputs import StatsPeriod
@@ -157,6 +157,6 @@ class Query:
         )
 
 
-def _convert(row: Organization | Town | Project | None, cls: type) -> object:
-    return cls.from_row(row) if row is not None else None  # type: ignore[attr-defined]
+def _convert(row: Any, cls: Any) -> Any:
+    return cls.from_row(row) if row is not None else None
 

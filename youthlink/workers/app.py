@@ -13,8 +13,7 @@ from kombu import Exchange, Queue
 
 from youthlink.config import get_settings
 from youthlink.runtime import broker_url
-
-QUEUES = ("default", "outbox", "matching", "hours", "stats", "notifications")
+from youthlink.workers.queues import QUEUES
 
 
 def make_celery() -> Celery:
