@@ -8,23 +8,25 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
-    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
-    SchemaExtension,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 
 from youthlink.config import Settings, get_settings
 from youthlink.graphql.mutations import Mutation
 from youthlink.graphql.queries import Query
 from youthlink.graphql.types import Organization, Project, ServiceRecord, Signup, Task, Team, Town, Volunteer
 
+# Each area adds its root fields in its own module; the schema merges them here.
+QUERY_PARTS: tuple[type, ...] = (Query,)
+MUTATION_PARTS: tuple[type, ...] = (Mutation,)
 NODE_TYPES = [Town, Organization, Team, Project, Task, Signup, Volunteer, ServiceRecord]
 
 
@@ -47,7 +49,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     if settings.env == "production":
         extensions.append(DisableIntrospection)
     return strawberry.Schema(
-        query=Query, mutation=Mutation, types=NODE_TYPES, extensions=extensions,
+        query=merge_types("Query", QUERY_PARTS), mutation=merge_types("Mutation", MUTATION_PARTS),
+        types=NODE_TYPES, extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
     )
 
@@ -55,5 +58,3 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
 def schema_sdl() -> str:
     return build_schema().as_str() + "\n"
 
-
-__all__ = ["AddValidationRules", "SchemaExtension", "build_schema", "schema_sdl"]
