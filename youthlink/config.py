@@ -39,6 +39,23 @@ class Settings(BaseSettings):
     # Hours are credited in steps of hours_step, rounded down (the issuer never over-credits).
     hours_step: Decimal = Decimal("0.1")
 
+    # Service hours (志愿服务记录与证明出具办法): rounding, the recording deadline, review, certificates, imports.
+    hours_rounding: Literal["down", "half_up"] = "down"
+    hours_deadline_working_days: int = Field(default=10, ge=1)  # record within 10 working days of the activity
+    hours_deadline_warning_days: int = Field(default=3, ge=0)  # "due soon": this many working days left or fewer
+    hours_review_sweep_seconds: float = Field(default=3600.0, gt=0)  # auto-approval sweep
+    hours_daily_seconds: float = Field(default=86400.0, gt=0)  # deadlines, reminders, ledger reconciliation
+    public_base_url: str = "http://localhost:8000"  # certificates' QR codes point to {public_base_url}/verify/<code>
+    import_max_bytes: int = Field(default=2_000_000, gt=0)
+    import_max_rows: int = Field(default=5000, gt=0)
+    # How often a worker returns to the queue messages whose broker visibility timeout has passed (kombu's
+    # unacked_restore_interval); the default suits the default timeout of an hour.
+    broker_restore_interval: int = Field(default=10, gt=0)
+    # Test-only fault injection: a job pauses this long before (or after) its transaction commits, so a
+    # test can kill the worker child mid-job or outlive the visibility timeout. Refused outside env=test.
+    debug_job_pause_seconds: float = Field(default=0.0, ge=0)
+    debug_job_pause_at: Literal["before_commit", "after_commit"] = "before_commit"
+
     # Outbox relay: how often the sweep runs, when an unfinished job is sent again, when it is parked.
     outbox_sweep_seconds: float = Field(default=10.0, gt=0)
     outbox_resend_after_seconds: int = Field(default=120, gt=0)
@@ -57,6 +74,13 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.database_url is None
+
+    @model_validator(mode="after")
+    def _refuse_debug_pause_outside_tests(self) -> Settings:
+        if self.debug_job_pause_seconds and self.env != "test":
+            raise ValueError("YOUTHLINK_DEBUG_JOB_PAUSE_SECONDS is a test-only fault injection "
+                             "(needs YOUTHLINK_ENV=test)")
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from strawberry.fastapi import GraphQLRouter
 
+from youthlink.api.certificates import router as certificates_router
 from youthlink.config import Settings, get_settings
 from youthlink.db.engine import make_engine
 from youthlink.db.uow import Database
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         multipart_uploads_enabled=False,
     )
     app.include_router(graphql_app, prefix="/graphql")
+    app.include_router(certificates_router)
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:

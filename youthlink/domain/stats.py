@@ -92,7 +92,8 @@ async def city_stats(session: AsyncSession, actor: Actor, period: StatsPeriod) -
                Task.status.in_((TaskStatus.OPEN, TaskStatus.CLOSED, TaskStatus.COMPLETED)))
     )).one()
 
-    joined = select(entries, Task.organization_id, Task.town_id, Task.project_id).join(
+    # Offline (imported) records have no task: they count for their organization, not a town or project.
+    joined = select(entries, Task.town_id, Task.project_id).outerjoin(
         Task, Task.id == entries.c.task_id
     ).subquery("joined")
 

@@ -20,13 +20,14 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from youthlink.config import Settings, get_settings
+from youthlink.graphql.hours import HoursMutation, HoursQuery
 from youthlink.graphql.mutations import Mutation
 from youthlink.graphql.queries import Query
 from youthlink.graphql.types import Organization, Project, ServiceRecord, Signup, Task, Team, Town, Volunteer
 
 # Each area adds its root fields in its own module; the schema merges them here.
-QUERY_PARTS: tuple[type, ...] = (Query,)
-MUTATION_PARTS: tuple[type, ...] = (Mutation,)
+QUERY_PARTS: tuple[type, ...] = (Query, HoursQuery)
+MUTATION_PARTS: tuple[type, ...] = (Mutation, HoursMutation)
 NODE_TYPES = [Town, Organization, Team, Project, Task, Signup, Volunteer, ServiceRecord]
 
 

@@ -388,6 +388,15 @@ class ServiceRecord(relay.Node):
     approved_at: datetime | None
     note: str
     rejected_reason: str | None
+    activity_name: str
+    service_date: date = strawberry.field(description="The day of service, in the city's time zone")
+    place: str
+    content: str
+    person_in_charge: str
+    due_on: date = strawberry.field(description="Recording deadline: 10 working days after the activity")
+    late: bool = strawberry.field(description="Approved after, or still pending past, its recording deadline")
+    auto_approved: bool
+    overlapping: bool = strawberry.field(description="Another record of the volunteer covers the same time")
     row: strawberry.Private[models.ServiceRecord]
 
     @classmethod
@@ -396,15 +405,28 @@ class ServiceRecord(relay.Node):
             id=str(row.id), hours=float(row.hours), status=row.status, source=row.source,
             started_at=local_time(row.started_at), ended_at=local_time(row.ended_at),
             approved_at=local_time_or_none(row.approved_at), note=row.note, rejected_reason=row.rejected_reason,
-            row=row,
+            activity_name=row.activity_name, service_date=row.service_date, place=row.place, content=row.content,
+            person_in_charge=row.person_in_charge, due_on=row.due_on, late=row.late,
+            auto_approved=row.auto_approved, overlapping=row.overlaps_record_id is not None, row=row,
         )
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
         return await _resolve(info, "record", cls, node_ids)
 
-    @strawberry.field
+    @strawberry.field(description="Pending, with few working days left before the recording deadline")
+    def due_soon(self) -> bool:
+        return self.row.status is enums.RecordStatus.PENDING and hours_domain.is_due_soon(self.row.due_on)
+
+    @strawberry.field(description="The organizing unit")
+    async def organization(self, info: Info) -> Organization | None:
+        row = await context_of(info).loaders.organization.load(self.row.organization_id)
+        return Organization.from_row(row) if row else None
+
+    @strawberry.field(description="Null for offline (imported) records")
     async def task(self, info: Info) -> Task | None:
+        if self.row.task_id is None:
+            return None
         row = await context_of(info).loaders.task.load(self.row.task_id)
         return Task.from_row(row) if row else None
 

@@ -31,7 +31,11 @@ def make_celery() -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.job_soft_time_limit,
         task_time_limit=settings.job_time_limit,
-        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout,
+            "unacked_restore_interval": settings.broker_restore_interval,
+            "unacked_restore_throttle": 1,
+        },
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=1,
         # Each area is its own queue, bound by its own routing key (never the default queue's).
@@ -48,6 +52,21 @@ def make_celery() -> Celery:
                 "task": "outbox.relay",
                 "schedule": timedelta(seconds=settings.outbox_sweep_seconds),
                 "options": {"expires": settings.outbox_sweep_seconds},
+            },
+            "hours-auto-approve": {
+                "task": "hours.auto_approve",
+                "schedule": timedelta(seconds=settings.hours_review_sweep_seconds),
+                "options": {"expires": settings.hours_review_sweep_seconds},
+            },
+            "hours-deadlines": {
+                "task": "hours.deadlines",
+                "schedule": timedelta(seconds=settings.hours_daily_seconds),
+                "options": {"expires": settings.hours_daily_seconds},
+            },
+            "hours-reconcile": {
+                "task": "hours.reconcile",
+                "schedule": timedelta(seconds=settings.hours_daily_seconds),
+                "options": {"expires": settings.hours_daily_seconds},
             },
             "matching-batch": {
                 "task": "matching.run_batch",

@@ -7,6 +7,7 @@ counts its attempts and is parked, not looped, when it keeps failing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -47,6 +48,15 @@ async def _claim_attempt(outbox_id: int) -> bool:
     return True
 
 
+async def _debug_pause(point: str) -> None:
+    """Test-only fault injection (settings refuse it outside YOUTHLINK_ENV=test): hold the job here so a
+    test can kill the worker child mid-job, or let the job outlive the broker's visibility timeout."""
+    settings = get_settings()
+    if settings.debug_job_pause_seconds and settings.debug_job_pause_at == point:
+        log.warning("debug pause: %s s %s", settings.debug_job_pause_seconds, point)
+        await asyncio.sleep(settings.debug_job_pause_seconds)
+
+
 async def execute(work: Callable[[AsyncSession], Awaitable[Any]], outbox_id: int | None) -> Any:
     if outbox_id is not None and not await _claim_attempt(outbox_id):
         return None
@@ -59,6 +69,8 @@ async def execute(work: Callable[[AsyncSession], Awaitable[Any]], outbox_id: int
                 update(OutboxJob).where(OutboxJob.id == outbox_id)
                 .values(state=JobState.DONE, done_at=datetime.now(UTC))
             )
+        await _debug_pause("before_commit")
+    await _debug_pause("after_commit")
     return result
 
 
@@ -69,6 +81,25 @@ def credit_hours(signup_id: str, outbox_id: int | None = None) -> str | None:
         return str(record.id) if record else None
 
     return runtime.run(execute(work, outbox_id))
+
+
+@app.task(name="hours.auto_approve")
+def auto_approve_hours() -> int:
+    """Approve the PENDING records of organizations that turned auto-approval on (state-guarded)."""
+    return int(runtime.run(execute(hours.auto_approve, None)))
+
+
+@app.task(name="hours.deadlines")
+def hours_deadlines() -> dict[str, int]:
+    """Mark records past their recording deadline late; remind organizations of those due soon (once a day)."""
+    result: dict[str, int] = runtime.run(execute(hours.mark_late_and_remind, None))
+    return result
+
+
+@app.task(name="hours.reconcile")
+def reconcile_hours() -> int:
+    """Nightly: recompute every volunteer's total from the ledger; the drift reported must be zero."""
+    return int(runtime.run(execute(hours.reconcile, None)))
 
 
 @app.task(name="matching.run_batch")

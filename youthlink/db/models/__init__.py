@@ -1,6 +1,15 @@
 """All tables; importing this module registers them on Base.metadata."""
 
-from youthlink.db.models.hours import Adjustment, ServiceRecord
+from youthlink.db.models.hours import (
+    Adjustment,
+    Certificate,
+    CorrectionRequest,
+    HoursImport,
+    OrganizationHoursSettings,
+    ServiceRecord,
+    StarLevelAward,
+)
+from youthlink.db.models.notifications import Notification
 from youthlink.db.models.ops import AuditEntry, OutboxJob
 from youthlink.db.models.people import Account, RoleGrant, Volunteer
 from youthlink.db.models.reference import (
@@ -18,7 +27,12 @@ __all__ = [
     "Account",
     "Adjustment",
     "AuditEntry",
+    "Certificate",
+    "CorrectionRequest",
+    "HoursImport",
+    "Notification",
     "Organization",
+    "OrganizationHoursSettings",
     "OutboxJob",
     "Project",
     "ProjectPartner",
@@ -26,6 +40,7 @@ __all__ = [
     "RoleGrant",
     "ServiceRecord",
     "Signup",
+    "StarLevelAward",
     "Task",
     "Team",
     "TeamMember",

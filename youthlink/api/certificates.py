@@ -1,0 +1,102 @@
+"""REST routes of the ledger: certificate PDFs, the public verification page, and offline-hours imports.
+
+Thin: decode, open a session or unit of work, call one domain service; DomainErrors are mapped to HTTP
+statuses by the app's handler.
+"""
+
+from __future__ import annotations
+
+import html
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from youthlink.db.uow import Database
+from youthlink.domain import certificates, imports_hours
+from youthlink.domain.actor import Actor
+from youthlink.errors import Invalid
+
+router = APIRouter()
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+async def _actor(request: Request) -> Actor:
+    from youthlink.api.app import actor_for  # the app module includes this router: import at call time
+
+    return await actor_for(request)
+
+
+def _uuid(value: str, type_name: str, field: str) -> uuid.UUID:
+    from youthlink.graphql.ids import decode_id
+
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return decode_id(value, type_name, field)
+
+
+@router.get("/certificates/{certificate_id}.pdf")
+async def certificate_pdf(certificate_id: str, request: Request) -> Response:
+    actor = await _actor(request)
+    async with _db(request).read() as session:
+        certificate = await certificates.visible_certificate(
+            session, actor, _uuid(certificate_id, "Certificate", "certificateId"))
+    pdf = certificates.render_pdf(certificate)
+    return Response(pdf, media_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="certificate-{certificate.number}.pdf"',
+        "Cache-Control": "private, no-store",
+    })
+
+
+PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>志愿服务证明查验</title></head>
+<body style="font-family: sans-serif; max-width: 36em; margin: 2em auto; line-height: 1.6">
+<h1>志愿服务证明查验</h1>
+{body}
+</body></html>
+"""
+
+
+@router.get("/verify/{code}", response_class=HTMLResponse)
+async def verify(code: str, request: Request) -> HTMLResponse:
+    """Public, no login: what the certificate with this code states (masked name), or that it was revoked."""
+    async with _db(request).read() as session:
+        found = await certificates.verify(session, code)
+    e = html.escape
+    status = (f'<p id="status" style="color: #b00"><strong>该证明已于 {found.revoked_on} 撤销，不再有效。</strong></p>'
+              if found.revoked else '<p id="status" style="color: #070"><strong>该证明真实有效。</strong></p>')
+    body = f"""{status}
+<dl>
+<dt>证明编号</dt><dd id="number">{e(found.number)}</dd>
+<dt>志愿者</dt><dd id="volunteer">{e(found.volunteer_name)}</dd>
+<dt>服务时长</dt><dd id="hours">{found.hours} 小时</dd>
+<dt>服务期间</dt><dd id="period">{e(found.period_from)} 至 {e(found.period_to)}</dd>
+<dt>出具单位</dt><dd id="issuer">{e(found.organization)}</dd>
+<dt>出具日期</dt><dd id="issued">{found.issued_on}</dd>
+</dl>"""
+    return HTMLResponse(PAGE.format(body=body), headers={"Cache-Control": "no-store"})
+
+
+@router.post("/imports/service-hours")
+async def import_service_hours(request: Request, organization_id: Annotated[str, Query(alias="organizationId")],
+                               filename: str) -> JSONResponse:
+    """The file is the request body (XLSX or CSV); `organizationId` and `filename` are query parameters."""
+    actor = await _actor(request)
+    content = await request.body()
+    if not content:
+        raise Invalid("EMPTY_FILE", "文件为空", "file")
+    org_id = _uuid(organization_id, "Organization", "organizationId")
+    async with _db(request).unit_of_work() as session:
+        report = await imports_hours.import_hours(session, actor, org_id, filename, content)
+        batch = report.batch
+        body = {"importId": str(batch.id), "rowsTotal": batch.rows_total, "rowsImported": batch.rows_imported,
+                "rowsDuplicate": batch.rows_duplicate, "rowsFailed": batch.rows_failed,
+                "errors": [e.as_json() for e in report.errors]}
+    return JSONResponse(body)
