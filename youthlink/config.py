@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 4000
 
+    # Request limits: a body over its limit is refused with 413 before more of it is read.
+    max_request_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Routes under upload_path_prefix (spreadsheet imports) may send up to max_upload_bytes.
+    upload_path_prefix: str = "/imports"
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+
     @property
     def embedded(self) -> bool:
         return self.database_url is None

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from strawberry.fastapi import GraphQLRouter
 
 from youthlink.api.certificates import router as certificates_router
+from youthlink.api.limits import BodySizeLimit
 from youthlink.config import Settings, get_settings
 from youthlink.db.engine import make_engine
 from youthlink.db.uow import Database
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await db.dispose()
 
     app = FastAPI(title="Youthlink", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(BodySizeLimit, settings=settings)
     graphql_app: GraphQLRouter[Context, None] = GraphQLRouter(
         build_schema(settings),
         context_getter=graphql_context,
