@@ -124,8 +124,9 @@ async def clean(db: Any) -> AsyncIterator[None]:
 
     async with db.unit_of_work() as session:
         await session.execute(text(
-            "TRUNCATE adjustments, service_records, signups, tasks, team_members, role_grants, accounts, "
-            "project_teams, teams, volunteers, outbox_jobs, audit_log"
+            "TRUNCATE notifications, certificates, correction_requests, star_level_awards, "
+            "organization_hours_settings, adjustments, service_records, hours_imports, signups, tasks, "
+            "team_members, role_grants, accounts, project_teams, teams, volunteers, outbox_jobs, audit_log"
         ))
 
 

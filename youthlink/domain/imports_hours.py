@@ -263,7 +263,7 @@ async def import_hours(session: AsyncSession, actor: Actor, organization_id: uui
         imported += 1
         audit.record(session, actor.account_id, "hours.import", "service_record", record_id, hours=str(values["hours"]),
                      batch_id=batch.id, row=row.row)
-    errors.sort(key=lambda e: (e.row, e.column or ""))
+    errors.sort(key=lambda e: e.row)  # stable: within a row, in the order found
     batch.rows_imported, batch.rows_duplicate = imported, duplicates
     batch.rows_failed = len({e.row for e in errors})
     batch.errors = [e.as_json() for e in errors]

@@ -112,14 +112,16 @@ async def decide_correction(session: AsyncSession, actor: Actor, command: Decide
     assert request is not None
     if request.status is not CorrectionStatus.OPEN:
         raise Conflict("CORRECTION_DECIDED", "该更正申请已处理", "requestId")
-    request.decided_by, request.decided_at, request.decision_reason = actor.account_id, datetime.now(UTC), \
-        command.reason
     if command.accept:
         hours = command.hours if command.hours is not None else request.hours
         adjustment = await _adjust(session, actor, record, hours, command.reason, request_id=request.id)
         request.status, request.adjustment_id = CorrectionStatus.ACCEPTED, adjustment.id
     else:
         request.status = CorrectionStatus.DECLINED
+    # Set together with the status (the row's CHECK ties them): decided, by whom, when, why.
+    request.decided_by, request.decided_at, request.decision_reason = actor.account_id, datetime.now(UTC), \
+        command.reason
+    if not command.accept:
         audit.record(session, actor.account_id, "hours.correction_decline", "service_record", record.id,
                      correction_request_id=request.id, reason=command.reason)
     await session.flush()
