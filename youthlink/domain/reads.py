@@ -175,7 +175,7 @@ async def records_by_signup(session: AsyncSession, actor: Actor, signup_ids: Seq
         select(ServiceRecord).join(Task, Task.id == ServiceRecord.task_id)
         .where(ServiceRecord.signup_id.in_(signup_ids), _own_or_managed(actor, managed, ServiceRecord.volunteer_id))
     )
-    return {r.signup_id: r for r in rows}
+    return {r.signup_id: r for r in rows if r.signup_id is not None}  # (offline records have none)
 
 
 @dataclass(frozen=True)
