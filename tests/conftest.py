@@ -15,6 +15,8 @@ from graphql import OperationDefinitionNode, parse, print_ast
 from tests import services as svc
 
 CLIENTS = Path(__file__).resolve().parent.parent / "clients"
+# Loaded once per run from the reference data file; everything else is truncated by `clean`.
+REFERENCE_TABLES = {"towns", "organizations", "projects", "project_partners"}
 _services: svc.Services | None = None
 
 
@@ -122,12 +124,11 @@ async def clean(db: Any) -> AsyncIterator[None]:
     yield
     from sqlalchemy import text
 
+    from youthlink.db.base import Base
+
+    tables = ", ".join(name for name in Base.metadata.tables if name not in REFERENCE_TABLES)
     async with db.unit_of_work() as session:
-        await session.execute(text(
-            "TRUNCATE notifications, certificates, correction_requests, star_level_awards, "
-            "organization_hours_settings, adjustments, service_records, hours_imports, signups, tasks, "
-            "team_members, role_grants, accounts, project_teams, teams, volunteers, outbox_jobs, audit_log"
-        ))
+        await session.execute(text(f"TRUNCATE {tables} CASCADE"))
 
 
 def pytest_report_header(config: pytest.Config) -> str:

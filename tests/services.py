@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 class Services:
     database_url: str
     broker_url: str
+    redis_url: str | None
     admin_dsn: str
     database: str
     folder: Path
@@ -44,12 +45,15 @@ class Services:
             YOUTHLINK_ENV="test",
             YOUTHLINK_DATABASE_URL=self.database_url,
             YOUTHLINK_BROKER_URL=self.broker_url,
+            **({"YOUTHLINK_REDIS_URL": self.redis_url} if self.redis_url else {}),
             YOUTHLINK_SECRET_KEY=os.environ["YOUTHLINK_SECRET_KEY"],
             YOUTHLINK_DATA_DIR=str(self.folder / "data"),
             YOUTHLINK_OUTBOX_SWEEP_SECONDS="1",
             YOUTHLINK_OUTBOX_RESEND_AFTER_SECONDS="5",
             YOUTHLINK_OUTBOX_MAX_ATTEMPTS="3",
             PYTHONUNBUFFERED="1",
+            # As in pytest's own settings: a forgotten join (cartesian product) fails loudly in the servers too.
+            PYTHONWARNINGS="error:SELECT statement has a cartesian product",
         )
         env.update(extra)
         return env
@@ -93,13 +97,17 @@ def start() -> Services:
         embedded_pg = start_postgres(folder, database="postgres")
         server_url = embedded_pg.url
     broker = os.environ.get("YOUTHLINK_TEST_BROKER_URL")
-    if not broker:
+    redis = os.environ.get("YOUTHLINK_TEST_REDIS_URL")
+    if not broker or (not broker.startswith("redis") and not redis):
+        # Redis is the broker by default, and login throttling needs one whatever the broker.
         embedded_redis = start_redis(folder)
-        broker = embedded_redis.url
+        broker = broker or embedded_redis.url
+        redis = redis or "unix://" + str(embedded_redis.socket)
     name = f"youthlink_test_{uuid.uuid4().hex[:10]}"
     admin_dsn = _libpq_dsn(server_url, "postgres")
     asyncio.run(_create_database(admin_dsn, name))
-    services = Services(database_url=_with_database(server_url, name), broker_url=broker, admin_dsn=admin_dsn,
+    services = Services(database_url=_with_database(server_url, name), broker_url=broker, redis_url=redis,
+                        admin_dsn=admin_dsn,
                         database=name, folder=folder, embedded_pg=embedded_pg, embedded_redis=embedded_redis)
     return services
 

@@ -117,17 +117,18 @@ async def test_alias_limit(http: httpx.AsyncClient) -> None:
 
 
 async def test_token_limit(http: httpx.AsyncClient) -> None:
-    assert Settings().graphql_max_tokens == 4000
+    limit = Settings().graphql_max_tokens
+    assert limit == 1000
 
     def skills(count: int) -> str:  # 16 tokens around the list
         return "{ tasks(filter: {skills: [" + ' "x"' * count + "]}) { totalCount } }"
 
-    # 4000 tokens are parsed and validated: the resolver refuses the list itself
-    body = await post(http, skills(4000 - 16))
+    # `limit` tokens are parsed and validated: the resolver refuses the list itself
+    body = await post(http, skills(limit - 16))
     assert [e["extensions"]["code"] for e in body["errors"]] == ["TOO_MANY_SKILLS"], body
-    body = await post(http, skills(4001 - 16))
+    body = await post(http, skills(limit + 1 - 16))
     assert body["data"] is None
-    assert messages(body) == ["Syntax Error: Document contains more than 4000 tokens. Parsing aborted."]
+    assert messages(body) == [f"Syntax Error: Document contains more than {limit} tokens. Parsing aborted."]
 
 
 async def test_first_is_capped_at_100(http: httpx.AsyncClient) -> None:

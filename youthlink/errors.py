@@ -12,6 +12,11 @@ class DomainError(Exception):
         self.message = message
         self.field = field
 
+    @property
+    def extensions(self) -> dict[str, str | None]:
+        # Read by graphql-core when a query resolver raises: the client gets `extensions.code`.
+        return {"code": self.code, "field": self.field}
+
 
 class NotFound(DomainError):
     kind = "NOT_FOUND"

@@ -26,3 +26,16 @@ def broker_url() -> str | None:
         return settings.broker_url
     socket = (settings.data_dir / "redis" / "redis.sock").resolve()
     return f"redis+socket://{socket}" if socket.exists() else None
+
+
+def redis_url() -> str | None:
+    """Redis for login throttling: redis_url, else the broker when the broker is Redis (redis-py's URL form)."""
+    settings = get_settings()
+    if settings.redis_url:
+        return settings.redis_url
+    broker = broker_url()
+    if broker and broker.startswith("redis+socket://"):
+        return "unix://" + broker.removeprefix("redis+socket://")
+    if broker and broker.startswith(("redis://", "rediss://")):
+        return broker
+    return None

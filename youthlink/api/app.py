@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -16,16 +17,19 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from strawberry.fastapi import GraphQLRouter
 
 from youthlink.api.certificates import router as certificates_router
+from youthlink.api.imports import router as imports_router
 from youthlink.api.limits import BodySizeLimit
 from youthlink.config import Settings, get_settings
 from youthlink.db.engine import make_engine
 from youthlink.db.uow import Database
 from youthlink.domain import accounts
 from youthlink.domain.actor import ANONYMOUS, Actor
+from youthlink.domain.personal_data import install_log_redaction
+from youthlink.domain.throttle import LoginThrottle
 from youthlink.errors import DomainError, Unauthenticated
 from youthlink.graphql.context import Context
 from youthlink.graphql.schema import build_schema
-from youthlink.runtime import broker_url, database_url
+from youthlink.runtime import broker_url, database_url, redis_url
 from youthlink.workers.relay import drain, relay_in_background
 
 log = logging.getLogger(__name__)
@@ -54,7 +58,8 @@ async def actor_for(request: Request) -> Actor:
 
 async def graphql_context(request: Request) -> Context:
     client = request.client.host if request.client else ""
-    return Context(db=_database(request), actor=await actor_for(request), client_address=client)
+    return Context(db=_database(request), actor=await actor_for(request), client_address=client,
+                   throttle=request.app.state.throttle)
 
 
 async def check_health(app: FastAPI) -> tuple[bool, dict[str, Any]]:
@@ -95,11 +100,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = Database(engine)
         db.relay = relay_in_background(db)
         app.state.db = db
+        throttle_redis = aioredis.from_url(url) if (url := redis_url()) else None
+        if throttle_redis is None:
+            log.warning("no Redis configured (YOUTHLINK_REDIS_URL): login attempts are not throttled")
+        app.state.throttle = LoginThrottle(throttle_redis) if throttle_redis is not None else None
+        install_log_redaction()
         # Objects made at start-up live for the whole process: keep them out of every collection.
         gc.collect()
         gc.freeze()
         yield
         await drain()
+        if throttle_redis is not None:
+            await throttle_redis.aclose()
         await db.dispose()
 
     app = FastAPI(title="Youthlink", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -113,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(graphql_app, prefix="/graphql")
     app.include_router(certificates_router)
+    app.include_router(imports_router)
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:

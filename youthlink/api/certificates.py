@@ -1,4 +1,4 @@
-"""REST routes of the ledger: certificate PDFs, the public verification page, and offline-hours imports.
+"""REST routes of the ledger: certificate PDFs and the public verification page.
 
 Thin: decode, open a session or unit of work, call one domain service; DomainErrors are mapped to HTTP
 statuses by the app's handler.
@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import html
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
 
 from youthlink.db.uow import Database
-from youthlink.domain import certificates, imports_hours
+from youthlink.domain import certificates
 from youthlink.domain.actor import Actor
-from youthlink.errors import Invalid
 
 router = APIRouter()
 
@@ -82,21 +80,3 @@ async def verify(code: str, request: Request) -> HTMLResponse:
 <dt>出具日期</dt><dd id="issued">{found.issued_on}</dd>
 </dl>"""
     return HTMLResponse(PAGE.format(body=body), headers={"Cache-Control": "no-store"})
-
-
-@router.post("/imports/service-hours")
-async def import_service_hours(request: Request, organization_id: Annotated[str, Query(alias="organizationId")],
-                               filename: str) -> JSONResponse:
-    """The file is the request body (XLSX or CSV); `organizationId` and `filename` are query parameters."""
-    actor = await _actor(request)
-    content = await request.body()
-    if not content:
-        raise Invalid("EMPTY_FILE", "文件为空", "file")
-    org_id = _uuid(organization_id, "Organization", "organizationId")
-    async with _db(request).unit_of_work() as session:
-        report = await imports_hours.import_hours(session, actor, org_id, filename, content)
-        batch = report.batch
-        body = {"importId": str(batch.id), "rowsTotal": batch.rows_total, "rowsImported": batch.rows_imported,
-                "rowsDuplicate": batch.rows_duplicate, "rowsFailed": batch.rows_failed,
-                "errors": [e.as_json() for e in report.errors]}
-    return JSONResponse(body)

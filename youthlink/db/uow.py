@@ -22,6 +22,9 @@ class Database:
     def __init__(self, engine: AsyncEngine, relay: JobRelay | None = None) -> None:
         self.engine = engine
         self.sessionmaker: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
+        # Reads run each statement on its own (no BEGIN, nothing to roll back when the session closes): two
+        # round trips fewer per read session, and GraphQL opens one per root field and loader batch.
+        self.read_sessionmaker = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
         self.relay = relay
 
     @asynccontextmanager
@@ -37,7 +40,7 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A short read-only session (one per root field / loader batch: sessions are never shared)."""
-        async with self.sessionmaker() as session:
+        async with self.read_sessionmaker() as session:
             yield session
 
     async def dispose(self) -> None:

@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from youthlink.config import get_settings
 from youthlink.db.models import Account, RoleGrant, Town, Volunteer
 from youthlink.db.models.enums import Role
-from youthlink.domain import audit
-from youthlink.domain.actor import ANONYMOUS, Actor, Grant
+from youthlink.domain import audit, personal_data, policies
+from youthlink.domain.actor import Actor, Grant
 from youthlink.domain.inputs import COMMON_PASSWORDS, Login, RegisterVolunteer
+from youthlink.domain.throttle import LoginThrottle
 from youthlink.errors import Conflict, Invalid, NotFound, Unauthenticated
 
 _hasher = PasswordHasher()
@@ -72,18 +73,22 @@ async def register_volunteer(session: AsyncSession, command: RegisterVolunteer) 
     taken = await session.scalar(select(Account.id).where(Account.phone == command.phone))
     if taken is not None:
         raise Conflict("PHONE_TAKEN", "该手机号已注册", "phone")
-
-    volunteer = Volunteer(
-        name=command.name,
-        phone=command.phone,
-        birth_date=command.birth_date,
-        town_id=command.town_id,
-        skills=command.skills,
-        home_lat=command.location.lat if command.location else None,
-        home_lng=command.location.lng if command.location else None,
-        guardian_name=command.guardian_name if minor else None,
-        guardian_consent_at=datetime.now(UTC) if minor and command.guardian_consent else None,
-    )
+    # A volunteer imported by an organization (no login yet) claims that profile by registering.
+    imported = await session.scalar(select(Volunteer).where(Volunteer.phone == command.phone).with_for_update())
+    id_card = await _checked_id_card(session, command.id_card, imported.id if imported else None) \
+        if command.id_card else None
+    volunteer = imported or Volunteer(phone=command.phone)
+    volunteer.name = command.name
+    volunteer.birth_date = command.birth_date
+    volunteer.town_id = command.town_id or volunteer.town_id
+    volunteer.skills = sorted(set(command.skills) | set(volunteer.skills or []))
+    if command.location:
+        volunteer.home_lat, volunteer.home_lng = command.location.lat, command.location.lng
+    if minor and command.guardian_consent:
+        volunteer.guardian_name, volunteer.guardian_consent_at = command.guardian_name, datetime.now(UTC)
+    if id_card:
+        volunteer.id_card_cipher = personal_data.encrypt_id_card(id_card)
+        volunteer.id_card_hash = personal_data.keyed_hash(id_card, "id-card")
     session.add(volunteer)
     await session.flush()
     account = Account(
@@ -97,18 +102,37 @@ async def register_volunteer(session: AsyncSession, command: RegisterVolunteer) 
     return account, volunteer
 
 
-async def login(session: AsyncSession, command: Login) -> Account:
+async def login(session: AsyncSession, command: Login, throttle: LoginThrottle | None = None,
+                client_address: str = "") -> Account:
+    """Phone + password. After too many failures (per phone and per client address) answers LOGIN_THROTTLED."""
+    if throttle is not None:
+        await throttle.check(command.phone, client_address)
     account = await session.scalar(select(Account).where(Account.phone == command.phone))
-    if account is None:
-        # Hash anyway, so a missing phone takes as long as a wrong password.
-        _hasher.hash(command.password)
-        raise Unauthenticated("INVALID_CREDENTIALS", "手机号或密码错误", "password")
     try:
+        if account is None:
+            # Hash anyway, so a missing phone takes as long as a wrong password.
+            _hasher.hash(command.password)
+            raise VerificationError
         _hasher.verify(account.password_hash, command.password)
     except VerificationError:
+        if throttle is not None:
+            await throttle.failed(command.phone, client_address)
         raise Unauthenticated("INVALID_CREDENTIALS", "手机号或密码错误", "password") from None
+    if throttle is not None:
+        await throttle.succeeded(command.phone)
     if _hasher.check_needs_rehash(account.password_hash):
         account.password_hash = hash_password(command.password)
+    return account
+
+
+async def logout(session: AsyncSession, actor: Actor) -> Account:
+    """Revoke every token of the account (all devices): tokens carry the version, which moves on."""
+    policies.require_login(actor)
+    account = await session.scalar(select(Account).where(Account.id == actor.account_id).with_for_update())
+    if account is None:
+        raise Unauthenticated("UNAUTHENTICATED", "登录已失效，请重新登录")
+    account.token_version += 1
+    audit.record(session, account.id, "account.logout", "account", account.id)
     return account
 
 
@@ -172,4 +196,50 @@ async def load_actor(session: AsyncSession, account_id: uuid.UUID, token_version
     return Actor(account_id=account.id, volunteer_id=account.volunteer_id, grants=grants)
 
 
-__all__ = ["ANONYMOUS", "Actor"]
+async def _checked_id_card(session: AsyncSession, raw: str, volunteer_id: uuid.UUID | None = None) -> str:
+    number = personal_data.normalize_id_card(raw)
+    owner = await session.scalar(
+        select(Volunteer.id).where(Volunteer.id_card_hash == personal_data.keyed_hash(number, "id-card"))
+    )
+    if owner is not None and owner != volunteer_id:
+        raise Conflict("ID_CARD_TAKEN", "该身份证号已登记", "idCard")
+    return number
+
+
+async def set_id_card(session: AsyncSession, actor: Actor, raw: str) -> Volunteer:
+    """A volunteer records their own ID-card number (needed for certificates); stored encrypted."""
+    volunteer_id = policies.require_volunteer(actor)
+    volunteer = await session.scalar(select(Volunteer).where(Volunteer.id == volunteer_id).with_for_update())
+    assert volunteer is not None
+    number = await _checked_id_card(session, raw, volunteer.id)
+    volunteer.id_card_cipher = personal_data.encrypt_id_card(number)
+    volunteer.id_card_hash = personal_data.keyed_hash(number, "id-card")
+    audit.record(session, actor.account_id, "volunteer.set_id_card", "volunteer", volunteer.id)
+    return volunteer
+
+
+async def record_guardian_consent(session: AsyncSession, actor: Actor, guardian_name: str) -> Volunteer:
+    """A minor's guardian consent, recorded by the volunteer with the guardian's name."""
+    volunteer_id = policies.require_volunteer(actor)
+    name = guardian_name.strip()
+    if not 1 <= len(name) <= 64:
+        raise Invalid("GUARDIAN_NAME_REQUIRED", "请填写监护人姓名", "guardianName")
+    volunteer = await session.scalar(select(Volunteer).where(Volunteer.id == volunteer_id).with_for_update())
+    assert volunteer is not None
+    volunteer.guardian_name = name
+    volunteer.guardian_consent_at = datetime.now(UTC)
+    audit.record(session, actor.account_id, "volunteer.guardian_consent", "volunteer", volunteer.id)
+    return volunteer
+
+
+async def read_id_card(session: AsyncSession, actor: Actor, volunteer: Volunteer, may_read_full: bool) -> str | None:
+    """The full number for the person and for admins who need it (each admin read leaves an audit row)."""
+    if volunteer.id_card_cipher is None:
+        return None
+    number = personal_data.decrypt_id_card(volunteer.id_card_cipher)
+    if actor.volunteer_id == volunteer.id:
+        return number
+    if not may_read_full:
+        return personal_data.mask_id_card(number)
+    audit.record(session, actor.account_id, "volunteer.read_id_card", "volunteer", volunteer.id)
+    return number

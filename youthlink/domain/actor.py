@@ -37,6 +37,11 @@ class Actor:
     def led_team_ids(self) -> frozenset[uuid.UUID]:
         return frozenset(g.team_id for g in self.grants if g.role is Role.TEAM_LEADER and g.team_id)
 
+    def without_team_roles(self) -> Actor:
+        """The same person with only their organization-wide roles (team leaders see masked phones)."""
+        kept = tuple(g for g in self.grants if g.role is not Role.TEAM_LEADER)
+        return Actor(account_id=self.account_id, volunteer_id=self.volunteer_id, grants=kept)
+
     @property
     def is_staff(self) -> bool:
         """Holds any role beyond being a volunteer."""

@@ -25,25 +25,16 @@ from youthlink.config import get_settings
 from youthlink.db.models import Certificate, Organization, ServiceRecord, Volunteer
 from youthlink.db.models.enums import RecordStatus
 from youthlink.db.models.hours import CertificateStatus
-from youthlink.domain import audit, notifications, organizations, policies
+from youthlink.domain import audit, notifications, organizations, personal_data, policies
 from youthlink.domain.actor import Actor
 from youthlink.domain.hours.commands import RequestCertificate, RevokeCertificate
 from youthlink.domain.hours.ledger import ledger_entries
+from youthlink.domain.personal_data import mask_name, mask_phone
 from youthlink.errors import Conflict, Forbidden, NotFound
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by hand
 CODE_LENGTH = 12
 NUMBER_PREFIX = "WLZYFW"  # 温岭志愿服务
-
-
-def mask_name(name: str) -> str:
-    """林晓 → 林*, 欧阳明月 → 欧***: the family name stays, the rest is hidden."""
-    name = name.strip()
-    return name[:1] + "*" * max(len(name) - 1, 1) if name else "*"
-
-
-def mask_phone(phone: str) -> str:
-    return f"{phone[:3]}****{phone[-4:]}"
 
 
 def new_code() -> str:
@@ -142,7 +133,9 @@ async def issue_certificate(session: AsyncSession, actor: Actor, certificate_id:
     activities = list(dict.fromkeys(r.activity_name for r in rows))
     certificate.facts = {
         "volunteerName": mask_name(volunteer.name),
-        "volunteerId": mask_phone(volunteer.phone),
+        # The ID card masked (3303**********123X) when recorded; otherwise the masked phone identifies them.
+        "volunteerId": personal_data.mask_id_card(personal_data.decrypt_id_card(volunteer.id_card_cipher))
+        if volunteer.id_card_cipher else f"手机 {mask_phone(volunteer.phone)}",
         "organization": org.name,
         "periodFrom": rows[0].service_date.isoformat(),
         "periodTo": rows[-1].service_date.isoformat(),

@@ -9,9 +9,8 @@ activity, place): importing the same file again adds nothing (ON CONFLICT DO NOT
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -29,11 +28,12 @@ from youthlink.db.models.enums import RecordSource, RecordStatus
 from youthlink.db.models.people import PHONE_PATTERN
 from youthlink.domain import audit, organizations, policies
 from youthlink.domain.actor import Actor
-from youthlink.domain.certificates import mask_phone
 from youthlink.domain.hours import deadlines
 from youthlink.domain.hours.ledger import round_hours
 from youthlink.domain.hours.records import find_clash, lock_volunteers
-from youthlink.errors import Invalid, NotFound
+from youthlink.domain.personal_data import mask_phone
+from youthlink.domain.spreadsheets import Columns, RowError, data_rows, parse_date, read_table, text
+from youthlink.errors import NotFound
 
 HEADERS: dict[str, tuple[str, ...]] = {
     "activity": ("活动名称", "活动", "项目名称", "activity", "activity name"),
@@ -49,16 +49,7 @@ LABELS = {"activity": "活动名称", "date": "服务日期", "place": "服务�
           "hours": "服务时长", "person": "负责人", "content": "服务内容"}
 LIMITS = {"activity": 128, "place": 256, "person": 64, "content": 2000}
 MAX_HISTORY_YEARS = 10
-
-
-@dataclass
-class RowError:
-    row: int
-    column: str | None
-    message: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {"row": self.row, "column": self.column, "message": self.message}
+COLUMNS = Columns(HEADERS, REQUIRED, LABELS)
 
 
 @dataclass
@@ -73,103 +64,38 @@ class ImportReport:
     errors: list[RowError] = field(default_factory=list)
 
 
-def _header_key(cell: Any) -> str | None:
-    text = str(cell or "").strip().lower().replace(" ", " ")
-    for key, names in HEADERS.items():
-        if text in {n.lower() for n in names}:
-            return key
-    return None
-
-
-def read_table(filename: str, content: bytes) -> list[list[Any]]:
-    """Rows of cells from an XLSX (openpyxl) or CSV (UTF-8 with or without BOM, else GB18030) file."""
-    name = filename.lower()
-    if name.endswith(".xlsx") or content[:2] == b"PK":
-        from openpyxl import load_workbook
-
-        try:
-            workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-        except Exception:
-            raise Invalid("UNREADABLE_FILE", "无法读取该 Excel 文件（需要 .xlsx）", "file") from None
-        sheet = workbook.worksheets[0]
-        rows = [list(row) for row in sheet.iter_rows(values_only=True)]
-        workbook.close()
-        return rows
-    if name.endswith(".csv") or not name:
-        for encoding in ("utf-8-sig", "gb18030"):
-            try:
-                text = content.decode(encoding)
-                break
-            except UnicodeDecodeError:
-                continue
-        else:
-            raise Invalid("UNREADABLE_FILE", "无法识别 CSV 文件的编码（请用 UTF-8）", "file")
-        return [list(row) for row in csv.reader(io.StringIO(text))]
-    raise Invalid("UNSUPPORTED_FILE", "只支持 .xlsx 或 .csv 文件", "file")
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip()
-
-
-def _date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    text = _text(value).replace("/", "-").replace(".", "-").replace("年", "-").replace("月", "-").rstrip("日")
-    return date.fromisoformat("-".join(part.zfill(2) for part in text.split("-")))
-
-
 def _hours(value: Any) -> Decimal:
     try:
-        return Decimal(_text(value))
+        return Decimal(text(value))
     except InvalidOperation:
         raise ValueError from None
 
 
 def parse_rows(table: list[list[Any]], today: date) -> tuple[list[ParsedRow], list[RowError], int]:
     """Validate each row on its own; returns the good rows, the errors, and how many data rows there were."""
-    import re
-
     phone_re = re.compile(PHONE_PATTERN)
-    header_index = next((i for i, row in enumerate(table) if any(_header_key(c) for c in row)), None)
-    if header_index is None:
-        raise Invalid("MISSING_HEADER", "找不到表头（活动名称、服务日期、服务地点、志愿者手机号、服务时长、负责人）",
-                      "file")
-    columns = {_header_key(c): i for i, c in enumerate(table[header_index]) if _header_key(c)}
-    missing = [LABELS[k] for k in REQUIRED if k not in columns]
-    if missing:
-        raise Invalid("MISSING_COLUMNS", f"缺少列：{'、'.join(missing)}", "file")
     good: list[ParsedRow] = []
     errors: list[RowError] = []
     total = 0
-    for offset, cells in enumerate(table[header_index + 1:], start=header_index + 2):
-        raw = {k: cells[i] if i < len(cells) else None for k, i in columns.items() if k is not None}
-        if all(_text(v) == "" for v in raw.values()):
-            continue
+    for offset, raw in data_rows(table, COLUMNS):
         total += 1
         row_errors: list[RowError] = []
         values: dict[str, Any] = {}
         for key in REQUIRED:
-            if _text(raw.get(key)) == "":
+            if text(raw.get(key)) == "":
                 row_errors.append(RowError(offset, LABELS[key], "不能为空"))
         for key, limit in LIMITS.items():
-            text = _text(raw.get(key))
-            if len(text) > limit:
+            value = text(raw.get(key))
+            if len(value) > limit:
                 row_errors.append(RowError(offset, LABELS[key], f"最多 {limit} 字"))
-            values[key] = text
-        phone = _text(raw.get("phone"))
+            values[key] = value
+        phone = text(raw.get("phone"))
         if phone and not phone_re.match(phone):
             row_errors.append(RowError(offset, LABELS["phone"], "手机号格式不正确"))
         values["phone"] = phone
-        if _text(raw.get("date")):
+        if text(raw.get("date")):
             try:
-                day = _date(raw["date"])
+                day = parse_date(raw["date"])
                 if day > today:
                     row_errors.append(RowError(offset, LABELS["date"], "不能是未来的日期"))
                 elif day < today.replace(year=today.year - MAX_HISTORY_YEARS):
@@ -177,7 +103,7 @@ def parse_rows(table: list[list[Any]], today: date) -> tuple[list[ParsedRow], li
                 values["date"] = day
             except (ValueError, TypeError):
                 row_errors.append(RowError(offset, LABELS["date"], "日期格式应为 YYYY-MM-DD"))
-        if _text(raw.get("hours")):
+        if text(raw.get("hours")):
             try:
                 exact = _hours(raw["hours"])
                 hours = round_hours(exact)
@@ -208,12 +134,8 @@ async def import_hours(session: AsyncSession, actor: Actor, organization_id: uui
     if not lineage:
         raise NotFound("ORGANIZATION_NOT_FOUND", "组织不存在", "organizationId")
     policies.require_manages_organization(actor, lineage)
-    if len(content) > settings.import_max_bytes:
-        raise Invalid("FILE_TOO_LARGE", f"文件不能超过 {settings.import_max_bytes // 1_000_000} MB", "file")
     today = deadlines.today()
     rows, errors, total = parse_rows(read_table(filename, content), today)
-    if total > settings.import_max_rows:
-        raise Invalid("TOO_MANY_ROWS", f"一次最多导入 {settings.import_max_rows} 行", "file")
 
     phones = sorted({r.values["phone"] for r in rows})
     volunteers = dict((await session.execute(

@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from youthlink.db.models.enums import AssignmentMode
+from youthlink.db.models.enums import AssignmentMode, OrganizationKind
 
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 SKILL_RE = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
@@ -81,6 +81,7 @@ class RegisterVolunteer(Command):
     location: Point | None = None
     guardian_name: str | None = Field(default=None, max_length=64)
     guardian_consent: bool = False
+    id_card: str | None = Field(default=None, max_length=32)
 
 
 class Login(Command):
@@ -167,3 +168,33 @@ class StatsPeriod(Command):
         return self
 
 
+
+
+class CreateOrganization(Command):
+    name: str = Field(min_length=2, max_length=128)
+    kind: OrganizationKind
+    parent_id: uuid.UUID | None = None
+    town_id: uuid.UUID | None = None
+    description: str = Field(default="", max_length=2000)
+
+
+class CreateTeam(Command):
+    organization_id: uuid.UUID
+    name: str = Field(min_length=2, max_length=128)
+    is_commando: bool = False
+    active_from: date | None = None
+    active_until: date | None = None
+
+    @model_validator(mode="after")
+    def _period(self) -> CreateTeam:
+        if self.is_commando and (self.active_from is None or self.active_until is None):
+            raise rule_error("COMMANDO_PERIOD_REQUIRED", "青年突击队须写明起止日期", "activeUntil")
+        if self.active_from and self.active_until and self.active_until < self.active_from:
+            raise rule_error("INVALID_PERIOD", "结束日期不能早于开始日期", "activeUntil")
+        return self
+
+
+class CreateProject(Command):
+    owner_organization_id: uuid.UUID
+    name: str = Field(min_length=2, max_length=128)
+    description: str = Field(default="", max_length=5000)

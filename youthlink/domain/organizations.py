@@ -33,10 +33,19 @@ async def lineages(session: AsyncSession, org_ids: list[uuid.UUID]) -> dict[uuid
     return dict(result)
 
 
-async def lineage(session: AsyncSession, org_id: uuid.UUID) -> list[uuid.UUID]:
+async def subtree(session: AsyncSession, roots: list[uuid.UUID]) -> set[uuid.UUID]:
+    """The given organizations and all their descendants, in one recursive query."""
+    if not roots:
+        return set()
+    tree = select(Organization.id).where(Organization.id.in_(roots)).cte("subtree", recursive=True)
+    tree = tree.union_all(select(Organization.id).join(tree, Organization.parent_id == tree.c.id))
+    return set((await session.scalars(select(tree.c.id))).all())
+
+
+async def lineage(session: AsyncSession, org_id: uuid.UUID, field: str = "organizationId") -> list[uuid.UUID]:
     found = (await lineages(session, [org_id])).get(org_id)
     if not found:
-        raise NotFound("ORGANIZATION_NOT_FOUND", "组织不存在", "organizationId")
+        raise NotFound("ORGANIZATION_NOT_FOUND", "组织不存在", field)
     return found
 
 

@@ -12,13 +12,14 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from youthlink.config import get_settings
-from youthlink.db.models import Organization, Project, Task, Team, Town
+from youthlink.db.models import Project, Task, Team, Town
 from youthlink.db.models.enums import TaskStatus
 from youthlink.domain import audit, organizations, policies
 from youthlink.domain.actor import Actor
 from youthlink.domain.geo import sql_haversine_km, sql_within_km
 from youthlink.domain.inputs import CreateTask
 from youthlink.domain.pagination import Page, decode_cursor, encode_cursor, keyset_after, page_size
+from youthlink.domain.reads import Scope
 from youthlink.errors import Forbidden, Invalid, NotFound
 
 
@@ -36,7 +37,7 @@ async def create_task(session: AsyncSession, actor: Actor, command: CreateTask) 
         team = await session.get(Team, command.team_id)
         if team is None:
             raise NotFound("TEAM_NOT_FOUND", "队伍不存在", "teamId")
-        if team.organization_id not in await _descendants_and_self(session, command.organization_id):
+        if team.organization_id not in await organizations.subtree(session, [command.organization_id]):
             raise Invalid("TEAM_NOT_IN_ORGANIZATION", "该队伍不属于此组织", "teamId")
 
     now = datetime.now(UTC)
@@ -79,12 +80,6 @@ async def create_task(session: AsyncSession, actor: Actor, command: CreateTask) 
     return task
 
 
-async def _descendants_and_self(session: AsyncSession, org_id: uuid.UUID) -> set[uuid.UUID]:
-    tree = select(Organization.id).where(Organization.id == org_id).cte("sub", recursive=True)
-    tree = tree.union_all(select(Organization.id).join(tree, Organization.parent_id == tree.c.id))
-    return set((await session.scalars(select(tree.c.id))).all())
-
-
 def _totp(task: Task) -> pyotp.TOTP:
     return pyotp.TOTP(task.checkin_secret, interval=get_settings().checkin_code_seconds)
 
@@ -96,14 +91,6 @@ def current_checkin_code(task: Task, at: datetime | None = None) -> str:
 def checkin_code_matches(task: Task, code: str, at: datetime) -> bool:
     # A few steps of grace: a code read off the screen just before it rotates still works.
     return _totp(task).verify(code.strip(), for_time=at, valid_window=get_settings().checkin_code_grace_steps)
-
-
-async def checkin_code_for(session: AsyncSession, actor: Actor, task: Task) -> str | None:
-    """The code is shown only to those who run the task; everyone else sees null."""
-    lineage = (await organizations.lineages(session, [task.organization_id])).get(task.organization_id, [])
-    if not policies.manages_task(actor, lineage, task.team_id):
-        return None
-    return current_checkin_code(task)
 
 
 @dataclass(frozen=True)
@@ -125,12 +112,11 @@ class TaskRow:
     distance_km: float | None
 
 
-def _filtered(query: Select[Any], actor: Actor, f: TaskFilter) -> Select[Any]:
+def _filtered(query: Select[Any], scope: Scope, f: TaskFilter) -> Select[Any]:
+    # Drafts are the organization's business: only those who run the task see them.
+    query = query.where(scope.task_visible())
     if f.statuses:
         query = query.where(Task.status.in_(f.statuses))
-    if not actor.is_staff:
-        # Drafts are the organization's business; volunteers and the public see published tasks only.
-        query = query.where(Task.status != TaskStatus.DRAFT)
     if f.near is not None:
         lat, lng, radius = f.near
         query = query.where(sql_within_km(Task.lat, Task.lng, lat, lng, radius))
@@ -162,7 +148,7 @@ def validate_filter(f: TaskFilter) -> None:
 
 
 async def search_tasks(
-    session: AsyncSession, actor: Actor, f: TaskFilter, first: int | None, after: str | None
+    session: AsyncSession, scope: Scope, f: TaskFilter, first: int | None, after: str | None
 ) -> Page[TaskRow]:
     validate_filter(f)
     limit = page_size(first)
@@ -170,13 +156,13 @@ async def search_tasks(
     columns: list[Any] = [Task]
     if distance is not None:
         columns.append(distance.label("distance_km"))
-    query = _filtered(select(*columns), actor, f)
+    query = _filtered(select(*columns), scope, f)
     if after:
         starts_at, task_id = decode_cursor(after, (datetime, uuid.UUID))
         query = query.where(keyset_after((Task.starts_at, Task.id), (starts_at, task_id)))
     query = query.order_by(Task.starts_at, Task.id).limit(limit + 1)
     rows = (await session.execute(query)).all()
-    total = await session.scalar(_filtered(select(func.count()).select_from(Task), actor, f))
+    total = await session.scalar(_filtered(select(func.count()).select_from(Task), scope, f))
     items = [TaskRow(row[0], float(row[1]) if distance is not None else None) for row in rows[:limit]]
     return Page(
         items=items,

@@ -9,6 +9,7 @@ from strawberry.fastapi import BaseContext
 
 from youthlink.db.uow import Database
 from youthlink.domain.actor import Actor
+from youthlink.domain.throttle import LoginThrottle
 from youthlink.graphql.loaders import Loaders
 
 
@@ -18,6 +19,7 @@ class Context(BaseContext):
     actor: Actor
     loaders: Loaders = field(init=False)
     client_address: str = ""
+    throttle: LoginThrottle | None = None
 
     def __post_init__(self) -> None:
         super().__init__()

@@ -91,6 +91,7 @@ class RegisterVolunteerInput:
     location: PointInput | None = None
     guardian_name: str | None = None
     guardian_consent: bool = False
+    id_card: str | None = strawberry.field(default=None, description="Optional; stored encrypted, shown masked")
 
 
 @strawberry.input
@@ -227,7 +228,7 @@ class Mutation:
                 name=input.name, phone=input.phone, password=input.password, birth_date=input.birth_date,
                 town_id=decode_optional(input.town_id, "Town", "townId"), skills=input.skills,
                 location=_point(input.location), guardian_name=input.guardian_name,
-                guardian_consent=input.guardian_consent,
+                guardian_consent=input.guardian_consent, id_card=input.id_card,
             )
             return await accounts.register_volunteer(session, command)
 
@@ -241,7 +242,9 @@ class Mutation:
     @strawberry.mutation
     async def login(self, info: Info, input: LoginInput) -> LoginPayload:
         async def action(session: AsyncSession, actor: Actor) -> Any:
-            return await accounts.login(session, inputs.Login(phone=input.phone, password=input.password))
+            ctx = context_of(info)
+            return await accounts.login(session, inputs.Login(phone=input.phone, password=input.password),
+                                        ctx.throttle, ctx.client_address)
 
         account, errors = await perform(info, action)
         return LoginPayload(token=accounts.issue_token(account) if account else None, errors=errors)

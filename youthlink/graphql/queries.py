@@ -1,4 +1,7 @@
-"""Root query fields: each opens its own short read session (sibling fields resolve concurrently)."""
+"""Root query fields: each opens its own short read session (sibling fields resolve concurrently).
+
+A refusal (DomainError) raised here reaches the client as a top-level error with `extensions.code`.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +10,17 @@ from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
+from pydantic import ValidationError
 from strawberry import relay
 from strawberry.types import Info
 
 from youthlink.db.models import Account
 from youthlink.db.models.enums import TaskStatus as DomainTaskStatus
-from youthlink.domain import pagination, reads, stats, tasks
+from youthlink.domain import pagination, reads, stats, tasks, volunteers
 from youthlink.domain.inputs import StatsPeriod
-from youthlink.errors import DomainError
 from youthlink.graphql import types as t
 from youthlink.graphql.context import context_of
 from youthlink.graphql.ids import decode_optional
-
-
-def raise_top_level(exc: DomainError) -> GraphQLError:
-    """Queries refuse with a top-level error whose extensions.code says why."""
-    return GraphQLError(exc.message, extensions={"code": exc.code, "field": exc.field})
 
 
 @strawberry.input
@@ -45,6 +43,14 @@ class TaskFilter:
     team_id: strawberry.ID | None = None
 
 
+@strawberry.input
+class VolunteerFilter:
+    team_id: strawberry.ID | None = None
+    town_id: strawberry.ID | None = None
+    skills: list[str] | None = None
+    active_since: date | None = strawberry.field(default=None, description="Has approved service since this day")
+
+
 def _task_filter(f: TaskFilter | None) -> tasks.TaskFilter:
     if f is None:
         return tasks.TaskFilter()
@@ -59,6 +65,21 @@ def _task_filter(f: TaskFilter | None) -> tasks.TaskFilter:
         town_id=decode_optional(f.town_id, "Town", "filter.townId"),
         team_id=decode_optional(f.team_id, "Team", "filter.teamId"),
     )
+
+
+def _volunteer_filter(f: VolunteerFilter | None) -> volunteers.VolunteerFilter:
+    if f is None:
+        return volunteers.VolunteerFilter()
+    return volunteers.VolunteerFilter(
+        team_id=decode_optional(f.team_id, "Team", "filter.teamId"),
+        town_id=decode_optional(f.town_id, "Town", "filter.townId"),
+        skills=tuple(s.strip().lower() for s in f.skills or ()),
+        active_since=f.active_since,
+    )
+
+
+def _convert(row: Any, cls: Any) -> Any:
+    return cls.from_row(row) if row is not None else None
 
 
 @strawberry.type
@@ -79,26 +100,29 @@ class Query:
     @strawberry.field
     async def organizations(self, info: Info, first: int | None = None, after: str | None = None
                             ) -> t.CountedConnection[t.Organization]:
-        try:
-            size = pagination.page_size(first)
-            async with context_of(info).db.read() as session:
-                page = await reads.organizations_page(session, size, after)
-        except DomainError as exc:
-            raise raise_top_level(exc) from None
+        size = pagination.page_size(first)
+        async with context_of(info).db.read() as session:
+            page = await reads.organizations_page(session, size, after)
         return t.build_connection(t.CountedConnection[t.Organization], page, t.Organization.from_row, after)
 
     @strawberry.field(description="Tasks, soonest first; `near` adds distanceKm")
     async def tasks(self, info: Info, filter: TaskFilter | None = None, first: int | None = None,
                     after: str | None = None) -> t.CountedConnection[t.Task]:
         ctx = context_of(info)
-        try:
-            criteria = _task_filter(filter)
-            async with ctx.db.read() as session:
-                page = await tasks.search_tasks(session, ctx.actor, criteria, first, after)
-        except DomainError as exc:
-            raise raise_top_level(exc) from None
+        criteria = _task_filter(filter)
+        async with ctx.db.read() as session:
+            page = await tasks.search_tasks(session, await ctx.loaders.scope(session), criteria, first, after)
         return t.build_connection(t.CountedConnection[t.Task], page, lambda r: t.Task.from_row(r.task, r.distance_km),
                                   after)
+
+    @strawberry.field(description="Volunteers serving with what the viewer coordinates (all, for city admins)")
+    async def volunteers(self, info: Info, filter: VolunteerFilter | None = None, first: int | None = None,
+                         after: str | None = None) -> t.CountedConnection[t.Volunteer]:
+        ctx = context_of(info)
+        criteria = _volunteer_filter(filter)
+        async with ctx.db.read() as session:
+            page = await volunteers.search(session, await ctx.loaders.scope(session), criteria, first, after)
+        return t.build_connection(t.CountedConnection[t.Volunteer], page, t.Volunteer.from_row, after)
 
     @strawberry.field(description="Who is logged in")
     async def viewer(self, info: Info) -> t.Viewer:
@@ -120,12 +144,10 @@ class Query:
         ctx = context_of(info)
         try:
             period = StatsPeriod.model_validate({"from": from_, "to": to})
-            async with ctx.db.read() as session:
-                figures = await stats.city_stats(session, ctx.actor, period)
-        except DomainError as exc:
-            raise raise_top_level(exc) from None
-        except ValueError as exc:
-            raise GraphQLError(str(exc), extensions={"code": "INVALID_PERIOD"}) from None
+        except ValidationError as exc:
+            raise GraphQLError(exc.errors()[0]["msg"], extensions={"code": "INVALID_PERIOD", "field": "to"}) from None
+        async with ctx.db.read() as session:
+            figures = await stats.city_stats(session, ctx.actor, period)
         loaders = ctx.loaders
         orgs = await loaders.organization.load_many([b.key for b in figures.by_organization])
         town_rows = await loaders.town.load_many([b.key for b in figures.by_town])
@@ -155,8 +177,3 @@ class Query:
                                     new_volunteers=m.new_volunteers) for m in figures.monthly],
             star_levels=[t.StarLevelCount(level=level, volunteers=n) for level, n in figures.star_levels],
         )
-
-
-def _convert(row: Any, cls: Any) -> Any:
-    return cls.from_row(row) if row is not None else None
-

@@ -23,21 +23,34 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult
 
 from youthlink.config import Settings, get_settings
+from youthlink.errors import DomainError
+from youthlink.graphql.accounts import AccountsMutation
 from youthlink.graphql.hours import HoursMutation, HoursQuery
+from youthlink.graphql.management import ManagementMutation
 from youthlink.graphql.mutations import Mutation
 from youthlink.graphql.queries import Query
-from youthlink.graphql.types import Organization, Project, ServiceRecord, Signup, Task, Team, Town, Volunteer
+from youthlink.graphql.types import (
+    Organization,
+    Project,
+    ServiceRecord,
+    Signup,
+    Task,
+    Team,
+    TeamMembership,
+    Town,
+    Volunteer,
+)
 
 # Each area adds its root fields in its own module; the schema merges them here.
 QUERY_PARTS: tuple[type, ...] = (Query, HoursQuery)
-MUTATION_PARTS: tuple[type, ...] = (Mutation, HoursMutation)
-NODE_TYPES = [Town, Organization, Team, Project, Task, Signup, Volunteer, ServiceRecord]
+MUTATION_PARTS: tuple[type, ...] = (Mutation, AccountsMutation, ManagementMutation, HoursMutation)
+NODE_TYPES = [Town, Organization, Team, TeamMembership, Project, Task, Signup, Volunteer, ServiceRecord]
 
 
 def should_mask(error: GraphQLError) -> bool:
     """Mask only unexpected exceptions: validation, limits and our own refusals keep their messages."""
     original = error.original_error
-    return original is not None and not isinstance(original, GraphQLError)
+    return original is not None and not isinstance(original, GraphQLError | DomainError)
 
 
 MASKED_MESSAGE = "服务器内部错误 (internal error)"

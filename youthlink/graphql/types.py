@@ -15,9 +15,10 @@ from strawberry.types import Info
 from youthlink.config import get_settings
 from youthlink.db import models
 from youthlink.db.models import enums
+from youthlink.domain import accounts, tasks
 from youthlink.domain import hours as hours_domain
-from youthlink.domain import pagination, tasks
 from youthlink.domain.pagination import Page
+from youthlink.domain.personal_data import mask_phone
 from youthlink.graphql.context import context_of
 
 TaskStatus = strawberry.enum(enums.TaskStatus)
@@ -39,10 +40,6 @@ def local_time(value: datetime) -> datetime:
 
 def local_time_or_none(value: datetime | None) -> datetime | None:
     return local_time(value) if value is not None else None
-
-
-def mask_phone(phone: str) -> str:
-    return f"{phone[:3]}****{phone[-4:]}"
 
 
 def _uuids(node_ids: Iterable[str]) -> list[uuid.UUID | None]:
@@ -80,6 +77,13 @@ def build_connection(cls: type[N], page: Page[Any], convert: Callable[[Any], Any
 @strawberry.type
 class CountedConnection(relay.Connection[relay.NodeType]):
     total_count: int = strawberry.field(description="All items matching, across pages")
+
+
+async def related(info: Info, relation: str, parent_id: uuid.UUID, first: int | None, after: str | None,
+                  convert: Callable[[Any], Any]) -> Any:
+    """A relationship connection, through the request's batched loader for `relation` (reads.RELATIONS)."""
+    page = await context_of(info).loaders.page(relation, parent_id, first, after)
+    return build_connection(CountedConnection, page, convert, after)
 
 
 @strawberry.type
@@ -142,18 +146,25 @@ class Organization(relay.Node):
         row = await context_of(info).loaders.town.load(self.row.town_id)
         return Town.from_row(row) if row else None
 
+    @strawberry.field(description="Child organizations (town committees, branches)")
+    async def children(self, info: Info, first: int | None = None, after: str | None = None
+                       ) -> CountedConnection[Organization]:
+        return await related(info, "organization.children", self.row.id, first, after, Organization.from_row)
+
     @strawberry.field
     async def teams(self, info: Info, first: int | None = None, after: str | None = None
                     ) -> CountedConnection[Team]:
-        size = pagination.page_size(first)
-        page = await context_of(info).loaders.teams_of.load((self.row.id, size, after))
-        return build_connection(CountedConnection[Team], page, Team.from_row, after)
+        return await related(info, "organization.teams", self.row.id, first, after, Team.from_row)
 
     @strawberry.field(description="Projects the organization owns or partners in")
-    async def projects(self, info: Info, first: int | None = None) -> CountedConnection[Project]:
-        size = pagination.page_size(first)
-        page = await context_of(info).loaders.projects_of.load((self.row.id, size, None))
-        return build_connection(CountedConnection[Project], page, Project.from_row, None)
+    async def projects(self, info: Info, first: int | None = None, after: str | None = None
+                       ) -> CountedConnection[Project]:
+        return await related(info, "organization.projects", self.row.id, first, after, Project.from_row)
+
+    @strawberry.field(description="The organization's own tasks, newest first")
+    async def tasks(self, info: Info, first: int | None = None, after: str | None = None
+                    ) -> CountedConnection[Task]:
+        return await related(info, "organization.tasks", self.row.id, first, after, Task.from_row)
 
     @strawberry.field
     async def stats(self, info: Info) -> OrganizationStats:
@@ -188,6 +199,84 @@ class Team(relay.Node):
         row = await context_of(info).loaders.organization.load(self.row.organization_id)
         return Organization.from_row(row) if row else None
 
+    @strawberry.field(description="Members with their role; for the team's leaders and the organization's admins")
+    async def members(self, info: Info, first: int | None = None, after: str | None = None
+                      ) -> CountedConnection[TeamMembership]:
+        return await related(info, "team.members", self.row.id, first, after, TeamMembership.from_row)
+
+    @strawberry.field
+    async def projects(self, info: Info, first: int | None = None, after: str | None = None
+                       ) -> CountedConnection[Project]:
+        return await related(info, "team.projects", self.row.id, first, after, Project.from_row)
+
+    @strawberry.field(description="Newest first")
+    async def tasks(self, info: Info, first: int | None = None, after: str | None = None
+                    ) -> CountedConnection[Task]:
+        return await related(info, "team.tasks", self.row.id, first, after, Task.from_row)
+
+
+TeamRole = strawberry.enum(enums.TeamRole)
+
+
+@strawberry.type
+class TeamMembership(relay.Node):
+    """A volunteer's place in a team."""
+
+    id: relay.NodeID[str]
+    role: TeamRole  # type: ignore[valid-type]
+    joined_at: datetime
+    row: strawberry.Private[models.TeamMember]
+
+    @classmethod
+    def from_row(cls, row: models.TeamMember) -> TeamMembership:
+        return cls(id=f"{row.team_id}:{row.volunteer_id}", role=row.role, joined_at=local_time(row.joined_at),
+                   row=row)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
+        keys: list[tuple[uuid.UUID, uuid.UUID] | None] = []
+        for node_id in node_ids:
+            team, _, volunteer = str(node_id).partition(":")
+            try:
+                keys.append((uuid.UUID(team), uuid.UUID(volunteer)))
+            except ValueError:
+                keys.append(None)
+        loaders = context_of(info).loaders
+        rows = await loaders.membership.load_many([k for k in keys if k is not None])
+        found = dict(zip([k for k in keys if k is not None], rows, strict=True))
+        out: list[Any] = []
+        for key in keys:
+            row = found.get(key) if key else None
+            # A membership is visible to whoever may see the volunteer.
+            visible = row is not None and await loaders.volunteer.load(row.volunteer_id) is not None
+            out.append(cls.from_row(row) if row is not None and visible else None)
+        return out
+
+    @strawberry.field
+    async def team(self, info: Info) -> Team | None:
+        row = await context_of(info).loaders.team.load(self.row.team_id)
+        return Team.from_row(row) if row else None
+
+    @strawberry.field
+    async def volunteer(self, info: Info) -> Volunteer | None:
+        row = await context_of(info).loaders.volunteer.load(self.row.volunteer_id)
+        return Volunteer.from_row(row) if row else None
+
+
+ProjectRole = strawberry.enum(enums.ProjectRole)
+
+
+@strawberry.type
+class ProjectOrganization:
+    organization: Organization
+    role: ProjectRole  # type: ignore[valid-type]
+
+
+@strawberry.type
+class ProjectStats:
+    total_hours: float
+    volunteers: int
+
 
 @strawberry.type
 class Project(relay.Node):
@@ -208,6 +297,27 @@ class Project(relay.Node):
     async def owner(self, info: Info) -> Organization | None:
         row = await context_of(info).loaders.organization.load(self.row.owner_organization_id)
         return Organization.from_row(row) if row else None
+
+    @strawberry.field(description="The owner first, then partner organizations")
+    async def organizations(self, info: Info) -> list[ProjectOrganization]:
+        linked = await context_of(info).loaders.project_organizations.load(self.row.id)
+        return [ProjectOrganization(organization=Organization.from_row(org), role=enums.ProjectRole(role))
+                for org, role in linked or []]
+
+    @strawberry.field
+    async def teams(self, info: Info, first: int | None = None, after: str | None = None
+                    ) -> CountedConnection[Team]:
+        return await related(info, "project.teams", self.row.id, first, after, Team.from_row)
+
+    @strawberry.field(description="Newest first")
+    async def tasks(self, info: Info, first: int | None = None, after: str | None = None
+                    ) -> CountedConnection[Task]:
+        return await related(info, "project.tasks", self.row.id, first, after, Task.from_row)
+
+    @strawberry.field(description="Approved hours (with corrections) and distinct volunteers on its tasks")
+    async def stats(self, info: Info) -> ProjectStats:
+        totals = await context_of(info).loaders.project_totals.load(self.row.id)
+        return ProjectStats(total_hours=totals.hours, volunteers=totals.volunteers)
 
 
 @strawberry.type
@@ -279,9 +389,12 @@ class Task(relay.Node):
     @strawberry.field(description="All sign-ups for those who run the task; a volunteer sees their own")
     async def signups(self, info: Info, first: int | None = None, after: str | None = None
                       ) -> CountedConnection[Signup]:
-        size = pagination.page_size(first)
-        page = await context_of(info).loaders.signups_of_task.load((self.row.id, size, after))
-        return build_connection(CountedConnection[Signup], page, Signup.from_row, after)
+        return await related(info, "task.signups", self.row.id, first, after, Signup.from_row)
+
+    @strawberry.field(description="Service records of the task; a volunteer sees their own")
+    async def service_records(self, info: Info, first: int | None = None, after: str | None = None
+                              ) -> CountedConnection[ServiceRecord]:
+        return await related(info, "task.serviceRecords", self.row.id, first, after, ServiceRecord.from_row)
 
 
 @strawberry.type
@@ -319,19 +432,34 @@ class Volunteer(relay.Node):
     def guardian_consent_recorded(self) -> bool:
         return self.row.guardian_consent_at is not None
 
-    @strawberry.field
+    @strawberry.field(description="身份证号: full for the person and admins of an organization they serve with "
+                                  "(each admin read is audited), masked for others; null if not recorded")
+    async def id_card(self, info: Info) -> str | None:
+        if self.row.id_card_cipher is None:
+            return None
+        ctx = context_of(info)
+        full = bool(await ctx.loaders.full_phone.load(self.row.id))
+        if full and ctx.actor.volunteer_id != self.row.id:
+            # An admin reading the full number leaves an audit row: its own short unit of work.
+            async with ctx.db.unit_of_work() as session:
+                return await accounts.read_id_card(session, ctx.actor, self.row, may_read_full=True)
+        async with ctx.db.read() as session:
+            return await accounts.read_id_card(session, ctx.actor, self.row, may_read_full=full)
+
+    @strawberry.field(description="Newest first")
     async def signups(self, info: Info, first: int | None = None, after: str | None = None
                       ) -> CountedConnection[Signup]:
-        size = pagination.page_size(first)
-        page = await context_of(info).loaders.signups_of_volunteer.load((self.row.id, size, after))
-        return build_connection(CountedConnection[Signup], page, Signup.from_row, after)
+        return await related(info, "volunteer.signups", self.row.id, first, after, Signup.from_row)
 
-    @strawberry.field
+    @strawberry.field(description="Newest first")
     async def service_records(self, info: Info, first: int | None = None, after: str | None = None
                               ) -> CountedConnection[ServiceRecord]:
-        size = pagination.page_size(first)
-        page = await context_of(info).loaders.records_of_volunteer.load((self.row.id, size, after))
-        return build_connection(CountedConnection[ServiceRecord], page, ServiceRecord.from_row, after)
+        return await related(info, "volunteer.serviceRecords", self.row.id, first, after, ServiceRecord.from_row)
+
+    @strawberry.field(description="Teams the volunteer belongs to, with the role in each")
+    async def teams(self, info: Info, first: int | None = None, after: str | None = None
+                    ) -> CountedConnection[TeamMembership]:
+        return await related(info, "volunteer.teams", self.row.id, first, after, TeamMembership.from_row)
 
 
 @strawberry.type

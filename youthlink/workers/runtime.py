@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from youthlink.config import get_settings
 from youthlink.db.engine import make_engine
 from youthlink.db.uow import Database
+from youthlink.domain.personal_data import install_log_redaction
 from youthlink.runtime import database_url
 from youthlink.workers.relay import relay_inline
 
@@ -23,6 +24,7 @@ _state: dict[str, Any] = {}
 def _ensure() -> tuple[asyncio.AbstractEventLoop, Database]:
     # Keyed by pid: a forked child must never reuse its parent's loop or connections.
     if _state.get("pid") != os.getpid():
+        install_log_redaction()
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         engine = make_engine(database_url(), get_settings(), pool_size=2)

@@ -9,6 +9,7 @@ from youthlink.db.models.hours import (
     ServiceRecord,
     StarLevelAward,
 )
+from youthlink.db.models.imports import VolunteerImport
 from youthlink.db.models.notifications import Notification
 from youthlink.db.models.ops import AuditEntry, OutboxJob
 from youthlink.db.models.people import Account, RoleGrant, Volunteer
@@ -46,4 +47,5 @@ __all__ = [
     "TeamMember",
     "Town",
     "Volunteer",
+    "VolunteerImport",
 ]

@@ -23,6 +23,11 @@ class TeamRole(enum.StrEnum):
     LEADER = "LEADER"
 
 
+class ProjectRole(enum.StrEnum):
+    OWNER = "OWNER"
+    PARTNER = "PARTNER"
+
+
 class Role(enum.StrEnum):
     VOLUNTEER = "VOLUNTEER"
     TEAM_LEADER = "TEAM_LEADER"

@@ -23,7 +23,6 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
-    Integer,
     Numeric,
     SmallInteger,
     String,
@@ -36,6 +35,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from youthlink.db.base import Base, created_at, uuid_pk
 from youthlink.db.models._types import str_enum
 from youthlink.db.models.enums import RecordSource, RecordStatus
+from youthlink.db.models.imports import ImportBatchColumns
 
 
 class CorrectionStatus(enum.StrEnum):
@@ -254,19 +254,7 @@ class Certificate(Base):
     )
 
 
-class HoursImport(Base):
+class HoursImport(ImportBatchColumns, Base):
     """One upload of offline hours: the counts and the row-by-row error report."""
 
     __tablename__ = "hours_imports"
-    id: Mapped[uuid.UUID] = uuid_pk()
-    organization_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="RESTRICT"), index=True
-    )
-    filename: Mapped[str] = mapped_column(String(256))
-    uploaded_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("accounts.id"))
-    rows_total: Mapped[int] = mapped_column(Integer)
-    rows_imported: Mapped[int] = mapped_column(Integer)
-    rows_duplicate: Mapped[int] = mapped_column(Integer)
-    rows_failed: Mapped[int] = mapped_column(Integer)
-    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
-    created_at: Mapped[datetime] = created_at()
