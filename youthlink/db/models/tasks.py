@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -16,16 +19,18 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from youthlink.db.base import Base, created_at, uuid_pk
 from youthlink.db.models._types import str_enum
-from youthlink.db.models.enums import ACTIVE, AssignmentMode, SignupStatus, TaskStatus
+from youthlink.db.models.enums import ACTIVE, SLOT_HOLDING, AssignmentMode, SignupStatus, TaskStatus
 
 _active_list = ", ".join(f"'{s.value}'" for s in ACTIVE)
+_holding_list = ", ".join(f"'{s.value}'" for s in SLOT_HOLDING)
 
 
 class Task(Base):
@@ -55,6 +60,8 @@ class Task(Base):
         ARRAY(String(32)), default=list, server_default=text("'{}'")
     )
     min_age: Mapped[int | None] = mapped_column(Integer)
+    # Matching: a volunteer's home must be within this distance of the task (a hard constraint), when set.
+    match_radius_km: Mapped[float | None] = mapped_column(Float)
     assignment_mode: Mapped[AssignmentMode] = mapped_column(str_enum(AssignmentMode, "assignment_mode"))
     checkin_radius_m: Mapped[int] = mapped_column(Integer)
     checkin_secret: Mapped[str] = mapped_column(String(64))
@@ -71,6 +78,7 @@ class Task(Base):
         CheckConstraint("lat BETWEEN -90 AND 90 AND lng BETWEEN -180 AND 180", name="coordinates"),
         CheckConstraint("min_age IS NULL OR min_age BETWEEN 0 AND 100", name="min_age_range"),
         CheckConstraint("checkin_radius_m > 0", name="radius_positive"),
+        CheckConstraint("match_radius_km IS NULL OR match_radius_km > 0", name="match_radius_positive"),
         Index("ix_tasks_starts_at_id", "starts_at", "id"),
         Index("ix_tasks_lat_lng", "lat", "lng"),
         Index("ix_tasks_required_skills", "required_skills", postgresql_using="gin"),
@@ -86,6 +94,8 @@ class Signup(Base):
     )
     status: Mapped[SignupStatus] = mapped_column(str_enum(SignupStatus, "signup_status"))
     match_score: Mapped[Decimal | None] = mapped_column(Numeric(8, 3))
+    # The matcher's breakdown of match_score and the reason for its decision (youthlink.domain.matching.scores).
+    match_explanation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     added_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey("accounts.id"))
     applied_at: Mapped[datetime] = created_at()
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -100,8 +110,48 @@ class Signup(Base):
             unique=True, postgresql_where=text(f"status IN ({_active_list})"),
         ),
         Index("ix_signups_task_id_applied_at", "task_id", "applied_at", "id"),
+        # Matching reads the slot holders of a few tasks (time clashes) and a volunteer's no-shows.
+        Index("ix_signups_task_holding", "task_id", postgresql_where=text(f"status IN ({_holding_list})")),
+        Index("ix_signups_no_show", "volunteer_id", postgresql_where=text("status = 'NO_SHOW'")),
         CheckConstraint(
             "checked_out_at IS NULL OR (checked_in_at IS NOT NULL AND checked_out_at >= checked_in_at)",
             name="checkout_after_checkin",
         ),
     )
+
+
+class TaskInvitation(Base):
+    """An organization invites an eligible volunteer to apply (from the matcher's recommendations)."""
+
+    __tablename__ = "task_invitations"
+    id: Mapped[uuid.UUID] = uuid_pk()
+    task_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("tasks.id", ondelete="CASCADE"))
+    volunteer_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("volunteers.id", ondelete="CASCADE"), index=True
+    )
+    invited_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey("accounts.id"))
+    created_at: Mapped[datetime] = created_at()
+    __table_args__ = (UniqueConstraint("task_id", "volunteer_id"),)
+
+
+class MatchingRun(Base):
+    """One matching batch that decided something: its size, objective, proven bound and timings."""
+
+    __tablename__ = "matching_runs"
+    id: Mapped[uuid.UUID] = uuid_pk()
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    tasks: Mapped[int] = mapped_column(Integer)
+    applications: Mapped[int] = mapped_column(Integer)
+    confirmed: Mapped[int] = mapped_column(Integer)
+    waitlisted: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(32))
+    # True when the decision is proven optimal (lexicographically: slots filled, then total score).
+    exact: Mapped[bool] = mapped_column(Boolean)
+    filled: Mapped[int] = mapped_column(Integer)
+    score: Mapped[int] = mapped_column(BigInteger)  # in thousandths of a point
+    bound_filled: Mapped[int] = mapped_column(Integer)
+    bound_score: Mapped[int] = mapped_column(BigInteger)
+    weights: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    timings: Mapped[dict[str, Any]] = mapped_column(JSONB)
