@@ -71,6 +71,26 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=8, gt=0)
     matching_batch_seconds: float = Field(default=120.0, gt=0)
 
+    # Matching (youthlink/domain/matching): each weight is the most points its factor gives; with the defaults
+    # a score is out of 100. The batch first fills as many slots as possible, then maximizes the total score.
+    matching_weight_skills: float = Field(default=25.0, ge=0, le=100)
+    matching_weight_distance: float = Field(default=20.0, ge=0, le=100)
+    matching_weight_fairness: float = Field(default=20.0, ge=0, le=100)
+    matching_weight_reliability: float = Field(default=15.0, ge=0, le=100)
+    matching_weight_membership: float = Field(default=15.0, ge=0, le=100)
+    matching_weight_time: float = Field(default=5.0, ge=0, le=100)
+    matching_distance_scale_km: float = Field(default=20.0, gt=0)  # 0 points from this far away
+    matching_fairness_days: int = Field(default=90, gt=0)  # approved hours in this window lower the fairness
+    matching_fairness_cap_hours: float = Field(default=40.0, gt=0)  # 0 fairness points from this many hours
+    matching_reliability_days: int = Field(default=365, gt=0)  # attendance and no-shows counted over this window
+    # CP-SAT proves the optimum when the min-cost flow alone cannot (time clashes that are not all pairwise).
+    matching_exact_max_candidates: int = Field(default=20_000, ge=0)
+    matching_exact_seconds: float = Field(default=20.0, gt=0)
+    matching_exact_workers: int = Field(default=2, gt=0)
+    matching_recommend_radius_km: float = Field(default=30.0, gt=0)  # recommendations stay this close to home
+    matching_job_soft_time_limit: int = 1500  # a city-wide batch may write millions of decisions
+    matching_job_time_limit: int = 1800
+
     # Celery: every job finishes well inside the broker's visibility timeout.
     job_soft_time_limit: int = 240
     job_time_limit: int = 300

@@ -21,6 +21,7 @@ from youthlink.domain.accounts import ADULT_AGE, age_on
 from youthlink.domain.actor import Actor
 from youthlink.domain.geo import haversine_km
 from youthlink.domain.inputs import CheckIn, CheckOut
+from youthlink.domain.matching import waitlist
 from youthlink.errors import Conflict, Forbidden, Invalid, NotFound
 
 
@@ -147,6 +148,11 @@ async def promote_waitlisted(session: AsyncSession, task_id: uuid.UUID) -> Signu
     task = await session.get(Task, task_id)
     assert task is not None
     for candidate in waiting:
+        # The candidate's own sign-ups (and the matcher) lock the volunteer before checking clashes; skip one
+        # that is busy rather than wait, so a clash cannot slip in between the check and the commit.
+        if await session.scalar(select(Volunteer.id).where(Volunteer.id == candidate.volunteer_id)
+                                .with_for_update(skip_locked=True)) is None:
+            continue
         try:
             await check_no_overlap(session, candidate.volunteer_id, task)
         except Conflict:
@@ -180,7 +186,10 @@ async def cancel_signup(session: AsyncSession, actor: Actor, signup_id: uuid.UUI
     audit.record(session, actor.account_id, "signup.cancel", "signup", signup.id, reason=reason)
     if held_slot:
         await release_slot(session, task.id)
-        if task.status is TaskStatus.OPEN and datetime.now(UTC) < task.starts_at:
+        if task.assignment_mode is AssignmentMode.MATCHED:
+            # The matcher's waitlist is ranked by score: a worker promotes the best eligible volunteer at once.
+            await waitlist.slot_freed(session, task)
+        elif task.status is TaskStatus.OPEN and datetime.now(UTC) < task.starts_at:
             await promote_waitlisted(session, task.id)
     return signup
 

@@ -21,6 +21,7 @@ from youthlink.config import get_settings
 from youthlink.db.models import OutboxJob
 from youthlink.db.models.enums import JobState
 from youthlink.domain import hours, matching
+from youthlink.domain.matching import waitlist
 from youthlink.workers import relay, runtime
 from youthlink.workers.app import app
 
@@ -102,12 +103,23 @@ def reconcile_hours() -> int:
     return int(runtime.run(execute(hours.reconcile, None)))
 
 
-@app.task(name="matching.run_batch")
-def run_matching_batch(task_ids: list[str] | None = None, outbox_id: int | None = None) -> dict[str, int]:
-    async def work(session: AsyncSession) -> dict[str, int]:
+@app.task(name="matching.run_batch", soft_time_limit=get_settings().matching_job_soft_time_limit,
+          time_limit=get_settings().matching_job_time_limit)
+def run_matching_batch(task_ids: list[str] | None = None, outbox_id: int | None = None) -> dict[str, Any]:
+    """Decide every due MATCHED task's applications together (the beat runs it; requestMatching too)."""
+    async def work(session: AsyncSession) -> dict[str, Any]:
         return await matching.run_batch(session, [uuid.UUID(t) for t in task_ids] if task_ids else None)
 
     return runtime.run(execute(work, outbox_id)) or {}
+
+
+@app.task(name="matching.promote")
+def promote_waitlisted(task_id: str, outbox_id: int | None = None) -> list[str]:
+    """A slot of a MATCHED task was freed: confirm the best eligible waitlisted volunteer(s)."""
+    async def work(session: AsyncSession) -> list[str]:
+        return [str(s.id) for s in await waitlist.promote(session, uuid.UUID(task_id))]
+
+    return runtime.run(execute(work, outbox_id)) or []
 
 
 @app.task(name="outbox.relay")
