@@ -250,7 +250,10 @@ def up(
             embedded_pg.stop()
         typer.echo("stopped")
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C and SIGTERM stop everything; SIGINT is set explicitly because a shell that starts us in the
+    # background leaves it ignored.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, _interrupt)
     try:
         first_start = False
         if settings.embedded:
