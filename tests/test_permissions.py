@@ -399,6 +399,30 @@ async def _city(w: World) -> tuple[str, dict[str, Any]]:
     return operation("CityOverview"), {"from": "2026-01-01", "to": "2026-12-31"}
 
 
+async def _invite(w: World) -> tuple[str, dict[str, Any]]:
+    task = await w.task(mode=AssignmentMode.MATCHED)
+    return ("mutation($t: ID!, $v: [ID!]!) { inviteVolunteers(input: {taskId: $t, volunteerIds: $v}) "
+            "{ invited errors { field message code } } }",
+            {"t": gid("Task", task.id), "v": [gid("Volunteer", w.b.volunteer_id)]})  # type: ignore[arg-type]
+
+
+async def _mark_no_show(w: World) -> tuple[str, dict[str, Any]]:
+    signup_id = await w.signup_of_a(await w.task(past=True, mode=AssignmentMode.MATCHED))
+    return ("mutation($s: ID!) { markNoShow(input: {signupId: $s}) { errors { field message code } } }",
+            {"s": gid("Signup", signup_id)})
+
+
+async def _set_match_radius(w: World) -> tuple[str, dict[str, Any]]:
+    task = await w.task(mode=AssignmentMode.MATCHED)
+    return ("mutation($t: ID!) { setMatchRadius(input: {taskId: $t, radiusKm: 5}) { errors { field message code } } }",
+            {"t": gid("Task", task.id)})
+
+
+async def _recommended_volunteers(w: World) -> tuple[str, dict[str, Any]]:
+    task = await w.task(mode=AssignmentMode.MATCHED)
+    return "query($t: ID!) { recommendedVolunteers(taskId: $t) { volunteerId name } }", {"t": gid("Task", task.id)}
+
+
 X_OR_CITY = frozenset(ADMINS_OF_X)
 CELLS = [
     Cell("registerVolunteer", frozenset(EVERYONE), _register),
@@ -436,6 +460,9 @@ CELLS = [
     Cell("createProject (owned by X)", X_OR_CITY, _create_project),
     Cell("addProjectPartner (X's project)", X_OR_CITY, _add_partner),
     Cell("addProjectTeam (X's project)", X_OR_CITY, _add_project_team),
+    Cell("inviteVolunteers (to X's task)", X_OR_CITY, _invite),
+    Cell("markNoShow (A on X's task)", X_OR_CITY, _mark_no_show),
+    Cell("setMatchRadius (X's task)", X_OR_CITY, _set_match_radius),
     Cell("query: volunteer A (node)", frozenset({"volunteer A", "team leader", *ADMINS_OF_X}), _volunteer_a,
          _sees_volunteer),
     Cell("query: volunteer A's full phone", frozenset({"volunteer A", *ADMINS_OF_X}), _volunteer_a,
@@ -444,6 +471,7 @@ CELLS = [
     Cell("query: viewer (Me)", frozenset(LOGGED_IN), _me),
     Cell("query: volunteers", frozenset({"team leader", "org X admin", "org Y admin", "city admin"}), _volunteers),
     Cell("query: cityStats", frozenset({"city admin"}), _city),
+    Cell("query: recommendedVolunteers (X's task)", X_OR_CITY, _recommended_volunteers),
 ]
 
 

@@ -27,6 +27,7 @@ from youthlink.errors import DomainError
 from youthlink.graphql.accounts import AccountsMutation
 from youthlink.graphql.hours import HoursMutation, HoursQuery
 from youthlink.graphql.management import ManagementMutation
+from youthlink.graphql.matching import MatchingMutation, MatchingQuery
 from youthlink.graphql.mutations import Mutation
 from youthlink.graphql.queries import Query
 from youthlink.graphql.types import (
@@ -42,8 +43,8 @@ from youthlink.graphql.types import (
 )
 
 # Each area adds its root fields in its own module; the schema merges them here.
-QUERY_PARTS: tuple[type, ...] = (Query, HoursQuery)
-MUTATION_PARTS: tuple[type, ...] = (Mutation, AccountsMutation, ManagementMutation, HoursMutation)
+QUERY_PARTS: tuple[type, ...] = (Query, HoursQuery, MatchingQuery)
+MUTATION_PARTS: tuple[type, ...] = (Mutation, AccountsMutation, ManagementMutation, HoursMutation, MatchingMutation)
 NODE_TYPES = [Town, Organization, Team, TeamMembership, Project, Task, Signup, Volunteer, ServiceRecord]
 
 

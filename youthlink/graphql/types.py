@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import strawberry
@@ -20,6 +20,9 @@ from youthlink.domain import hours as hours_domain
 from youthlink.domain.pagination import Page
 from youthlink.domain.personal_data import mask_phone
 from youthlink.graphql.context import context_of
+
+if TYPE_CHECKING:
+    from youthlink.graphql.matching import MatchExplanation
 
 TaskStatus = strawberry.enum(enums.TaskStatus)
 SignupStatus = strawberry.enum(enums.SignupStatus)
@@ -354,6 +357,10 @@ class Task(relay.Node):
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
         return await _resolve(info, "task", cls, node_ids)
 
+    @strawberry.field(description="Matching only considers volunteers living within this distance (null: no limit)")
+    def match_radius_km(self) -> float | None:
+        return self.row.match_radius_km
+
     @strawberry.field(description="The rotating on-site check-in code; only for those who run the task")
     async def check_in_code(self, info: Info) -> str | None:
         if not await context_of(info).loaders.manages_task.load(self.row.id):
@@ -503,6 +510,12 @@ class Signup(relay.Node):
     async def service_record(self, info: Info) -> ServiceRecord | None:
         row = await context_of(info).loaders.record_by_signup.load(self.row.id)
         return ServiceRecord.from_row(row) if row else None
+
+    @strawberry.field(description="The matcher's breakdown of matchScore and the reason for its decision")
+    def match_explanation(self) -> Annotated[MatchExplanation, strawberry.lazy("youthlink.graphql.matching")] | None:
+        from youthlink.graphql import matching  # imported here: matching's types are built on these
+
+        return matching.explanation_of(self.row)
 
 
 @strawberry.type
