@@ -355,6 +355,12 @@ async def _mark_notifications_read(w: World) -> tuple[str, dict[str, Any]]:
             "{ errors { field message code } } }", {"i": {"ids": ids}})
 
 
+async def _call_up(w: World) -> tuple[str, dict[str, Any]]:
+    task = await w.task()
+    return ("mutation($i: CallUpTeamInput!) { callUpTeam(input: $i) { errors { field message code } } }",
+            {"i": {"teamId": gid("Team", w.team.id), "taskId": gid("Task", task.id), "quota": 1}})
+
+
 # Queries that return personal data: "allowed" means the data comes back.
 
 VOLUNTEER_PHONE = "query($id: ID!) { node(id: $id) { ... on Volunteer { phone phoneMasked } } }"
@@ -461,6 +467,7 @@ CELLS = [
     Cell("addProjectPartner (X's project)", X_OR_CITY, _add_partner),
     Cell("addProjectTeam (X's project)", X_OR_CITY, _add_project_team),
     Cell("inviteVolunteers (to X's task)", X_OR_CITY, _invite),
+    Cell("callUpTeam (L's team, X's task)", X_OR_CITY, _call_up),
     Cell("markNoShow (A on X's task)", X_OR_CITY, _mark_no_show),
     Cell("setMatchRadius (X's task)", X_OR_CITY, _set_match_radius),
     Cell("query: volunteer A (node)", frozenset({"volunteer A", "team leader", *ADMINS_OF_X}), _volunteer_a,

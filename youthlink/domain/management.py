@@ -10,10 +10,12 @@ Who may do what (see the permission table in the README):
 from __future__ import annotations
 
 import uuid
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from youthlink.config import get_settings
 from youthlink.db.models import (
     Account,
     Organization,
@@ -21,6 +23,7 @@ from youthlink.db.models import (
     ProjectPartner,
     ProjectTeam,
     RoleGrant,
+    Task,
     Team,
     TeamMember,
     Town,
@@ -30,7 +33,11 @@ from youthlink.db.models.enums import OrganizationKind, Role, TeamRole
 from youthlink.domain import audit, organizations, policies
 from youthlink.domain.actor import Actor
 from youthlink.domain.inputs import CreateOrganization, CreateProject, CreateTeam
+from youthlink.domain.matching import recommend
+from youthlink.domain.matching.recommend import InviteResult
 from youthlink.errors import Conflict, Forbidden, Invalid, NotFound
+
+MAX_CALL_UP = 500
 
 
 async def _require_org_admin(session: AsyncSession, actor: Actor, org_id: uuid.UUID, field: str) -> None:
@@ -240,3 +247,31 @@ async def add_project_team(session: AsyncSession, actor: Actor, project_id: uuid
     audit.record(session, actor.account_id, "project.add_team", "project", project.id, team_id=team.id)
     return project
 
+
+
+async def call_up_team(session: AsyncSession, actor: Actor, team_id: uuid.UUID, task_id: uuid.UUID, quota: int
+                       ) -> InviteResult:
+    """A call-up (召集): invite a team's members to a task, up to `quota` of them — a commando team (青年突击队)
+    only while it is active. Leaders come first, then members by how long they have served in the team."""
+    if not 1 <= quota <= MAX_CALL_UP:
+        raise Invalid("INVALID_QUOTA", f"召集名额须在 1 到 {MAX_CALL_UP} 之间", "quota")
+    team = await _team(session, team_id)
+    await _require_team_manager(session, actor, team, leaders_too=True)
+    task = await session.get(Task, task_id)
+    if task is None:
+        raise NotFound("TASK_NOT_FOUND", "任务不存在", "taskId")
+    if team.is_commando:
+        day = task.starts_at.astimezone(ZoneInfo(get_settings().city_timezone)).date()
+        if (team.active_from and day < team.active_from) or (team.active_until and day > team.active_until):
+            raise Conflict("TEAM_NOT_ACTIVE", "突击队在该任务日期不在组建期内", "teamId")
+    members = (await session.scalars(
+        select(TeamMember.volunteer_id).where(TeamMember.team_id == team.id)
+        .order_by(TeamMember.role, TeamMember.joined_at, TeamMember.volunteer_id)  # "LEADER" < "MEMBER"
+    )).all()
+    if not members:
+        raise Invalid("TEAM_HAS_NO_MEMBERS", "该队伍还没有队员", "teamId")
+    result = await recommend.invite_volunteers(session, actor, task.id, list(members)[:recommend.MAX_INVITATIONS],
+                                               quota=quota)
+    audit.record(session, actor.account_id, "team.call_up", "team", team.id, task_id=task.id, quota=quota,
+                 invited=len(result.invited))
+    return result

@@ -14,6 +14,7 @@ from youthlink.domain import inputs, management
 from youthlink.domain.actor import Actor
 from youthlink.graphql import types as t
 from youthlink.graphql.ids import decode_id, decode_optional
+from youthlink.graphql.matching import InviteVolunteersPayload, invite_payload
 from youthlink.graphql.mutations import perform
 
 
@@ -64,6 +65,13 @@ class ProjectOrganizationInput:
 class ProjectTeamInput:
     project_id: strawberry.ID
     team_id: strawberry.ID
+
+
+@strawberry.input
+class CallUpTeamInput:
+    team_id: strawberry.ID
+    task_id: strawberry.ID
+    quota: int = strawberry.field(description="How many of the team's members to invite at most")
 
 
 @strawberry.type
@@ -201,3 +209,12 @@ class ManagementMutation:
                 decode_id(input.team_id, "Team", "teamId"))
 
         return _project(*await perform(info, action))
+
+    @strawberry.mutation(description="A call-up (召集): invite a team's members to a task, up to a quota; a commando "
+                                     "team (青年突击队) only while it is active")
+    async def call_up_team(self, info: Info, input: CallUpTeamInput) -> InviteVolunteersPayload:
+        async def action(session: AsyncSession, actor: Actor) -> Any:
+            return await management.call_up_team(session, actor, decode_id(input.team_id, "Team", "teamId"),
+                                                  decode_id(input.task_id, "Task", "taskId"), input.quota)
+
+        return invite_payload(*await perform(info, action))

@@ -170,6 +170,17 @@ class InviteVolunteersPayload:
     errors: list[t.UserError]
 
 
+def invite_payload(result: recommend.InviteResult | None, errors: list[t.UserError]) -> InviteVolunteersPayload:
+    if result is None:
+        return InviteVolunteersPayload(invited=[], skipped=[], errors=errors)
+    return InviteVolunteersPayload(
+        invited=[strawberry.ID(encode_id("Volunteer", v)) for v in result.invited],
+        skipped=[InviteSkip(volunteer_id=strawberry.ID(encode_id("Volunteer", v)), code=code,
+                            message=recommend.skip_message(code)) for v, code in result.skipped],
+        errors=[],
+    )
+
+
 @strawberry.input
 class MarkNoShowInput:
     signup_id: strawberry.ID
@@ -192,15 +203,7 @@ class MatchingMutation:
             ids = [decode_id(v, "Volunteer", "volunteerIds") for v in input.volunteer_ids]
             return await recommend.invite_volunteers(session, actor, decode_id(input.task_id, "Task", "taskId"), ids)
 
-        result, errors = await perform(info, action)
-        if result is None:
-            return InviteVolunteersPayload(invited=[], skipped=[], errors=errors)
-        return InviteVolunteersPayload(
-            invited=[strawberry.ID(encode_id("Volunteer", v)) for v in result.invited],
-            skipped=[InviteSkip(volunteer_id=strawberry.ID(encode_id("Volunteer", v)), code=code,
-                                message=recommend.skip_message(code)) for v, code in result.skipped],
-            errors=[],
-        )
+        return invite_payload(*await perform(info, action))
 
     @strawberry.mutation(description="Record that a confirmed volunteer did not come; the slot goes to the waitlist")
     async def mark_no_show(self, info: Info, input: MarkNoShowInput) -> SignupPayload:

@@ -70,6 +70,7 @@ SKIP_MESSAGES = {
     **scores.REASONS,
     "VOLUNTEER_NOT_FOUND": "志愿者不存在",
     "ALREADY_APPLIED": "已报名该任务",
+    "QUOTA_REACHED": "已达召集名额",
 }
 
 
@@ -235,8 +236,9 @@ async def recommended_tasks(session: AsyncSession, actor: Actor, first: int | No
 
 
 async def invite_volunteers(session: AsyncSession, actor: Actor, task_id: uuid.UUID,
-                            volunteer_ids: Sequence[uuid.UUID]) -> InviteResult:
-    """Invite volunteers to apply; each must be eligible and not applied yet. Inviting twice changes nothing."""
+                            volunteer_ids: Sequence[uuid.UUID], quota: int | None = None) -> InviteResult:
+    """Invite volunteers to apply; each must be eligible and not applied yet. Inviting twice changes nothing.
+    With a quota, the first `quota` eligible volunteers (in the given order) are invited, the rest skipped."""
     if not volunteer_ids:
         raise Invalid("NO_VOLUNTEERS", "请选择要邀请的志愿者", "volunteerIds")
     if len(volunteer_ids) > MAX_INVITATIONS:
@@ -270,6 +272,11 @@ async def invite_volunteers(session: AsyncSession, actor: Actor, task_id: uuid.U
                 skipped.append((volunteer_id, candidates.REASON_CODES[code]))
             else:
                 invited.append(volunteer_id)
+        if quota is not None and len(invited) > quota:
+            order = {v: n for n, v in enumerate(wanted)}
+            invited.sort(key=order.__getitem__)
+            skipped += [(v, "QUOTA_REACHED") for v in invited[quota:]]
+            invited = invited[:quota]
     if invited:
         new = (await session.scalars(
             insert(TaskInvitation)
