@@ -7,44 +7,22 @@ statuses by the app's handler.
 from __future__ import annotations
 
 import html
-import uuid
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from youthlink.db.uow import Database
+from youthlink.api import deps
 from youthlink.domain import certificates
-from youthlink.domain.actor import Actor
 
 router = APIRouter()
 
 
-def _db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
-
-
-async def _actor(request: Request) -> Actor:
-    from youthlink.api.app import actor_for  # the app module includes this router: import at call time
-
-    return await actor_for(request)
-
-
-def _uuid(value: str, type_name: str, field: str) -> uuid.UUID:
-    from youthlink.graphql.ids import decode_id
-
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return decode_id(value, type_name, field)
-
-
 @router.get("/certificates/{certificate_id}.pdf")
 async def certificate_pdf(certificate_id: str, request: Request) -> Response:
-    actor = await _actor(request)
-    async with _db(request).read() as session:
+    actor = await deps.actor(request)
+    async with deps.database(request).read() as session:
         certificate = await certificates.visible_certificate(
-            session, actor, _uuid(certificate_id, "Certificate", "certificateId"))
+            session, actor, deps.entity_id(certificate_id, "Certificate", "certificateId"))
     pdf = certificates.render_pdf(certificate)
     return Response(pdf, media_type="application/pdf", headers={
         "Content-Disposition": f'inline; filename="certificate-{certificate.number}.pdf"',
@@ -65,7 +43,7 @@ PAGE = """<!doctype html>
 @router.get("/verify/{code}", response_class=HTMLResponse)
 async def verify(code: str, request: Request) -> HTMLResponse:
     """Public, no login: what the certificate with this code states (masked name), or that it was revoked."""
-    async with _db(request).read() as session:
+    async with deps.database(request).read() as session:
         found = await certificates.verify(session, code)
     e = html.escape
     status = (f'<p id="status" style="color: #b00"><strong>该证明已于 {found.revoked_on} 撤销，不再有效。</strong></p>'
