@@ -72,7 +72,8 @@ async def add_task(db: Any, *, slots: int = 1, starts_in: timedelta = timedelta(
         assert org is not None
         starts = NOW + starts_in
         task = Task(
-            organization_id=org.id, title="海洋净滩 · 石塘", description="", address="石塘镇金沙滩", lat=at[0], lng=at[1],
+            organization_id=org.id, title="海洋净滩 · 石塘", description="", address="石塘镇金沙滩",
+            lat=at[0], lng=at[1],
             starts_at=starts, ends_at=starts + timedelta(hours=hours),
             signup_deadline=NOW - timedelta(minutes=1) if due else starts - timedelta(hours=1), slots=slots,
             filled_slots=0, required_skills=[], assignment_mode=mode, checkin_radius_m=500,
@@ -326,10 +327,11 @@ async def test_sign_ups_and_cancellations_racing_a_batch_overbook_nothing_and_lo
         gql: GraphQL, db: Any, worker: Any, clean: None) -> None:
     # given 30 MATCHED tasks whose organization asked for matching (so sign-ups stay open), with overlapping
     # times, and 60 volunteers who applied to about 10 each through the API
-    admin, admin_token = await factories.admin(db)
+    _, admin_token = await factories.admin(db)
     rng = random.Random(7)
-    tasks = [await add_task(db, slots=rng.randint(2, 6), due=False, starts_in=timedelta(days=3, hours=rng.randint(0, 40)),
-                            hours=rng.choice([2, 3, 4])) for _ in range(30)]
+    tasks = [await add_task(db, slots=rng.randint(2, 6), due=False,
+                            starts_in=timedelta(days=3, hours=rng.randint(0, 40)), hours=rng.choice([2, 3, 4]))
+             for _ in range(30)]
     people = await factories.many_volunteers(db, 60)
     applied: list[tuple[str, str]] = []  # (signup id, token)
     for _, token in people:

@@ -142,7 +142,8 @@ async def test_a_distance_limit_is_set_by_the_organization_and_enforced_by_the_b
     _, admin_token = await factories.admin(db)
     _, city_token = await factories.admin(db, Role.CITY_ADMIN, None)
     task = await add_task(db, slots=2)
-    close, distant = await add_volunteers(db, 1, home=(28.27, 121.61)), await add_volunteers(db, 1, home=(28.32, 121.61))
+    close = await add_volunteers(db, 1, home=(28.27, 121.61))
+    distant = await add_volunteers(db, 1, home=(28.32, 121.61))
     await apply(db, task, close + distant)
 
     # when the organization limits the task to 5 km, and the batch runs
