@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     matching_job_soft_time_limit: int = 1500  # a city-wide batch may write millions of decisions
     matching_job_time_limit: int = 1800
 
+    # Notifications (youthlink/domain/notifications.py): reminders this many hours before a confirmed task
+    # (JSON list in the environment, e.g. [24, 2]); organizations warned of a task still under-filled this many
+    # hours before it starts; how often the beat looks for due reminders and warnings.
+    notification_reminder_hours: tuple[float, ...] = (24.0, 2.0)
+    notification_underfilled_hours: float = Field(default=24.0, gt=0)
+    notification_sweep_seconds: float = Field(default=300.0, gt=0)
+
     # Celery: every job finishes well inside the broker's visibility timeout.
     job_soft_time_limit: int = 240
     job_time_limit: int = 300

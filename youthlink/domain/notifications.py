@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from youthlink.db.models import Notification, RoleGrant
-from youthlink.db.models.enums import Role
+from youthlink.config import get_settings
+from youthlink.db.models import Notification, RoleGrant, Signup, Task
+from youthlink.db.models.enums import Role, SignupStatus, TaskStatus
 from youthlink.domain import policies
 from youthlink.domain.actor import Actor
 
@@ -62,6 +63,80 @@ async def notify_organization(session: AsyncSession, organization_id: uuid.UUID,
         key = f"{dedupe_prefix}:{account_id}" if dedupe_prefix else None
         sent += await notify(session, kind=kind, payload=payload, account_id=account_id, dedupe_key=key)
     return sent
+
+
+async def notify_signup(session: AsyncSession, signup: Signup, kind: str) -> bool:
+    """A sign-up's decision to its volunteer (`signup.confirmed`, `.waitlisted`, `.promoted`, `.rejected`);
+    once per sign-up and kind, whichever path (or retried job) decides it."""
+    return await notify(session, volunteer_id=signup.volunteer_id, kind=kind,
+                        payload={"signupId": str(signup.id), "taskId": str(signup.task_id)},
+                        dedupe_key=f"{kind}:{signup.id}")
+
+
+async def matching_decided(session: AsyncSession, run_id: str, task_ids: Sequence[str]) -> int:
+    """Tell every applicant a matching run decided its decision (`signup.confirmed`, `.waitlisted`,
+    `.rejected`), in one statement, under the same dedupe keys as `notify_signup`: run twice, sent once. A
+    sign-up the waitlist has promoted since is told "promoted" by the promotion instead."""
+    told = (await session.execute(text("""
+        INSERT INTO notifications (id, recipient_volunteer_id, kind, payload, dedupe_key)
+        SELECT gen_random_uuid(), s.volunteer_id, 'signup.' || lower(s.match_explanation->>'decision'),
+               jsonb_build_object('signupId', s.id::text, 'taskId', s.task_id::text),
+               'signup.' || lower(s.match_explanation->>'decision') || ':' || s.id::text
+        FROM signups s
+        WHERE s.task_id = ANY(CAST(:tasks AS uuid[])) AND s.match_explanation->>'run' = :run
+          AND s.match_explanation->>'decision' IN ('CONFIRMED', 'WAITLISTED', 'REJECTED')
+        ON CONFLICT (dedupe_key) DO NOTHING
+        RETURNING id, recipient_volunteer_id, kind
+    """), {"tasks": list(task_ids), "run": run_id})).all()
+    return len(told)
+
+
+def reminder_window(lead: float, leads: Sequence[float]) -> float:
+    """The reminder `lead` hours before a task is due until the next shorter reminder is (or the start):
+    a volunteer confirmed an hour before the task gets the 2-hour reminder only, not a stale 1-day one."""
+    shorter = [other for other in leads if other < lead]
+    return max(shorter) if shorter else 0.0
+
+
+async def send_due_reminders(session: AsyncSession, now: datetime | None = None) -> dict[str, int]:
+    """The beat's sweep: reminders to volunteers before their confirmed tasks (`task.reminder`, one per
+    sign-up and lead time), and a warning to the organization of a task still under-filled a day before it
+    starts (`task.underfilled`, once per task). Dedupe keys make a sweep run twice (or late) send each once."""
+    now = now or datetime.now(UTC)
+    settings = get_settings()
+    leads = sorted(set(settings.notification_reminder_hours), reverse=True)
+    reminders = 0
+    for lead in leads:
+        until = reminder_window(lead, leads)
+        rows = (await session.execute(
+            select(Signup.id, Signup.volunteer_id, Task.id, Task.starts_at)
+            .join(Task, Task.id == Signup.task_id)
+            .where(Signup.status == SignupStatus.CONFIRMED, Task.status == TaskStatus.OPEN,
+                   Task.starts_at > now + timedelta(hours=until), Task.starts_at <= now + timedelta(hours=lead))
+            .order_by(Task.starts_at, Signup.id)
+        )).all()
+        for signup_id, volunteer_id, task_id, starts_at in rows:
+            reminders += await notify(
+                session, volunteer_id=volunteer_id, kind="task.reminder",
+                payload={"signupId": str(signup_id), "taskId": str(task_id), "hoursBefore": lead,
+                         "startsAt": starts_at.isoformat()},
+                dedupe_key=f"task.reminder:{lead:g}h:{signup_id}",
+            )
+    horizon = now + timedelta(hours=settings.notification_underfilled_hours)
+    underfilled = (await session.execute(
+        select(Task.id, Task.organization_id, Task.slots, Task.filled_slots)
+        .where(Task.status == TaskStatus.OPEN, Task.starts_at > now, Task.starts_at <= horizon,
+               Task.filled_slots < Task.slots)
+        .order_by(Task.starts_at, Task.id)
+    )).all()
+    warnings = 0
+    for task_id, organization_id, slots, filled in underfilled:
+        warnings += await notify_organization(
+            session, organization_id, kind="task.underfilled",
+            payload={"taskId": str(task_id), "slots": slots, "filled": filled},
+            dedupe_prefix=f"task.underfilled:{task_id}",
+        )
+    return {"reminders": reminders, "underfilled": warnings}
 
 
 def _mine(actor: Actor) -> Any:

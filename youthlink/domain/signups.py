@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from youthlink.config import get_settings
 from youthlink.db.models import Signup, Task, Volunteer
 from youthlink.db.models.enums import ACTIVE, SLOT_HOLDING, AssignmentMode, SignupStatus, TaskStatus
-from youthlink.domain import audit, organizations, outbox, policies, tasks
+from youthlink.domain import audit, notifications, organizations, outbox, policies, tasks
 from youthlink.domain.accounts import ADULT_AGE, age_on
 from youthlink.domain.actor import Actor
 from youthlink.domain.geo import haversine_km
@@ -117,6 +117,8 @@ async def sign_up(session: AsyncSession, actor: Actor, task_id: uuid.UUID) -> Si
     session.add(signup)
     await session.flush()
     audit.record(session, actor.account_id, "signup.create", "signup", signup.id, status=status.value)
+    if status is not SignupStatus.APPLIED:  # an application waits for the matcher's decision
+        await notifications.notify_signup(session, signup, f"signup.{status.value.lower()}")
     await session.refresh(task, ["filled_slots"])
     return signup
 
@@ -162,6 +164,7 @@ async def promote_waitlisted(session: AsyncSession, task_id: uuid.UUID) -> Signu
         candidate.status = SignupStatus.CONFIRMED
         candidate.decided_at = datetime.now(UTC)
         audit.record(session, None, "signup.promote", "signup", candidate.id)
+        await notifications.notify_signup(session, candidate, "signup.promoted")
         return candidate
     return None
 
@@ -223,6 +226,7 @@ async def add_participant(session: AsyncSession, actor: Actor, task_id: uuid.UUI
     await session.flush()
     audit.record(session, actor.account_id, "signup.add_participant", "signup", signup.id,
                  volunteer_id=volunteer.id)
+    await notifications.notify_signup(session, signup, "signup.confirmed")
     return signup
 
 

@@ -68,6 +68,11 @@ def make_celery() -> Celery:
                 "schedule": timedelta(seconds=settings.hours_daily_seconds),
                 "options": {"expires": settings.hours_daily_seconds},
             },
+            "notifications-remind": {
+                "task": "notifications.remind",
+                "schedule": timedelta(seconds=settings.notification_sweep_seconds),
+                "options": {"expires": settings.notification_sweep_seconds},
+            },
             "matching-batch": {
                 "task": "matching.run_batch",
                 "schedule": timedelta(seconds=settings.matching_batch_seconds),

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from youthlink.config import get_settings
 from youthlink.db.models import OutboxJob
 from youthlink.db.models.enums import JobState
-from youthlink.domain import hours, matching
+from youthlink.domain import hours, matching, notifications
 from youthlink.domain.matching import waitlist
 from youthlink.workers import relay, runtime
 from youthlink.workers.app import app
@@ -101,6 +101,22 @@ def hours_deadlines() -> dict[str, int]:
 def reconcile_hours() -> int:
     """Nightly: recompute every volunteer's total from the ledger; the drift reported must be zero."""
     return int(runtime.run(execute(hours.reconcile, None)))
+
+
+@app.task(name="notifications.remind")
+def send_due_reminders() -> dict[str, int]:
+    """Reminders before confirmed tasks and under-filled warnings that are due (each keyed, so sent once)."""
+    result: dict[str, int] = runtime.run(execute(notifications.send_due_reminders, None))
+    return result
+
+
+@app.task(name="notifications.matching_decided")
+def matching_decided(run_id: str, task_ids: list[str], outbox_id: int | None = None) -> int:
+    """Tell a matching run's applicants its decisions (recorded by the batch in its transaction)."""
+    async def work(session: AsyncSession) -> int:
+        return await notifications.matching_decided(session, run_id, task_ids)
+
+    return int(runtime.run(execute(work, outbox_id)) or 0)
 
 
 @app.task(name="matching.run_batch", soft_time_limit=get_settings().matching_job_soft_time_limit,

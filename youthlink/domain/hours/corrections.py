@@ -58,6 +58,10 @@ async def _adjust(session: AsyncSession, actor: Actor, record: ServiceRecord, ho
     await session.flush()
     audit.record(session, actor.account_id, "hours.adjust", "service_record", record.id,
                  adjustment_id=adjustment.id, hours=str(hours), reason=reason, correction_request_id=request_id)
+    await notifications.notify(session, volunteer_id=record.volunteer_id, kind="hours.corrected",
+                               payload={"recordId": str(record.id), "adjustmentId": str(adjustment.id),
+                                        "hours": str(hours)},
+                               dedupe_key=f"hours.corrected:{adjustment.id}")
     await recompute_totals(session, {record.volunteer_id})
     return adjustment
 

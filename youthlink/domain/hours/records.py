@@ -265,6 +265,9 @@ async def _approve(session: AsyncSession, records: Sequence[ServiceRecord], acco
         approved.append(record)
         audit.record(session, account_id, "hours.auto_approve" if account_id is None else "hours.approve",
                      "service_record", record.id, hours=str(record.hours), late=record.late)
+        await notifications.notify(session, volunteer_id=record.volunteer_id, kind="hours.approved",
+                                   payload={"recordId": str(record.id), "hours": str(record.hours)},
+                                   dedupe_key=f"hours.approved:{record.id}")
         await session.flush()
     await recompute_totals(session, {r.volunteer_id for r in approved})
     return approved

@@ -266,6 +266,12 @@ async def _write(session: AsyncSession, run_id: uuid.UUID, now: datetime, apps: 
         FROM matching_decisions d JOIN signups s ON s.id = d.id
         WHERE d.decision IN ({CONFIRMED}, {REJECTED}) AND s.decided_at = :now
     """), {"decisions": list(DECISIONS), "run": str(run_id), "now": now})
+    # Each volunteer hears the decision: a job recorded in this transaction writes the messages after commit.
+    # (Written here, the notifications' foreign keys would take a share lock on every applicant's volunteer row
+    # while this transaction holds the tasks' rows: a sign-up holding its volunteer and waiting for a task
+    # would deadlock with it.)
+    await outbox.record_job(session, "notifications.matching_decided", run_id=str(run_id),
+                            task_ids=[str(t) for t in tasks.ids])
     # Slots a winner left by cancelling while the batch ran go to the waitlist, like any cancellation.
     planned = np.bincount(apps.task[decision == CONFIRMED], minlength=tasks.size)
     for t in np.flatnonzero(landed_per_task < planned).tolist():

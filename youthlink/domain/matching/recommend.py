@@ -28,7 +28,7 @@ from youthlink.config import get_settings
 from youthlink.db.models import Signup, Task, Volunteer
 from youthlink.db.models.enums import ACTIVE, SLOT_HOLDING, AssignmentMode, TaskStatus
 from youthlink.db.models.tasks import TaskInvitation
-from youthlink.domain import audit, organizations, policies
+from youthlink.domain import audit, notifications, organizations, policies
 from youthlink.domain.accounts import ADULT_AGE
 from youthlink.domain.actor import Actor
 from youthlink.domain.geo import sql_within_km
@@ -287,6 +287,9 @@ async def invite_volunteers(session: AsyncSession, actor: Actor, task_id: uuid.U
         )).all()
         for volunteer_id in new:
             audit.record(session, actor.account_id, "task.invite", "task", task.id, volunteer_id=volunteer_id)
+            await notifications.notify(session, volunteer_id=volunteer_id, kind="task.invited",
+                                       payload={"taskId": str(task.id)},
+                                       dedupe_key=f"task.invited:{task.id}:{volunteer_id}")
     return InviteResult(invited=invited, skipped=skipped)
 
 

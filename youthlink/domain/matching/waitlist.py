@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from youthlink.config import get_settings
 from youthlink.db.models import Signup, Task, Volunteer
 from youthlink.db.models.enums import AssignmentMode, SignupStatus, TaskStatus
-from youthlink.domain import audit, organizations, outbox, policies, signups
+from youthlink.domain import audit, notifications, organizations, outbox, policies, signups
 from youthlink.domain.actor import Actor
 from youthlink.domain.matching import candidates, scores
 from youthlink.domain.matching.batch import MATCHING_LOCK_KEY
@@ -98,6 +98,7 @@ async def promote(session: AsyncSession, task_id: uuid.UUID) -> list[Signup]:
             raise Conflict("TASK_FULL", "任务名额已满", "taskId")  # cannot happen: the task row is locked
         await session.refresh(task, ["filled_slots"])
         audit.record(session, None, "signup.promote", "signup", signup.id, score=str(signup.match_score))
+        await notifications.notify_signup(session, signup, "signup.promoted")
         promoted.append(signup)
     log.info("matching.promote: task %s, %d promoted", task_id, len(promoted))
     return promoted
