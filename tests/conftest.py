@@ -123,12 +123,23 @@ async def clean(db: Any) -> AsyncIterator[None]:
     """Committed data is removed after the test (reference data stays)."""
     yield
     from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
 
     from youthlink.db.base import Base
 
     tables = ", ".join(name for name in Base.metadata.tables if name not in REFERENCE_TABLES)
-    async with db.unit_of_work() as session:
-        await session.execute(text(f"TRUNCATE {tables} CASCADE"))
+    # A job the test caused (a statistics refresh, say) may still be running in the worker: the TRUNCATE can
+    # deadlock with it, and PostgreSQL then cancels one of the two. The job is retried by the outbox (and finds
+    # its row gone); the TRUNCATE is retried here.
+    for attempt in range(10):
+        try:
+            async with db.unit_of_work() as session:
+                await session.execute(text(f"TRUNCATE {tables} CASCADE"))
+            return
+        except DBAPIError as exc:
+            if "deadlock" not in str(exc) or attempt == 9:
+                raise
+            await asyncio.sleep(0.2)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

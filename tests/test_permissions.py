@@ -477,7 +477,8 @@ CELLS = [
     Cell("query: task roster (X's task)", X_OR_CITY, _roster, _sees_whole_roster),
     Cell("query: viewer (Me)", frozenset(LOGGED_IN), _me),
     Cell("query: volunteers", frozenset({"team leader", "org X admin", "org Y admin", "city admin"}), _volunteers),
-    Cell("query: cityStats", frozenset({"city admin"}), _city),
+    # Everyone logged in gets figures: the city (city admins), their organizations (org admins), their own.
+    Cell("query: cityStats", frozenset(LOGGED_IN), _city),
     Cell("query: recommendedVolunteers (X's task)", X_OR_CITY, _recommended_volunteers),
 ]
 

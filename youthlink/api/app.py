@@ -19,6 +19,7 @@ from strawberry.fastapi import GraphQLRouter
 from youthlink.api.certificates import router as certificates_router
 from youthlink.api.imports import router as imports_router
 from youthlink.api.limits import BodySizeLimit
+from youthlink.api.reports import router as reports_router
 from youthlink.config import Settings, get_settings
 from youthlink.db.engine import make_engine
 from youthlink.db.uow import Database
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(graphql_app, prefix="/graphql")
     app.include_router(certificates_router)
     app.include_router(imports_router)
+    app.include_router(reports_router)
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:

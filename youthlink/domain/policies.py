@@ -54,3 +54,16 @@ def require_volunteer(actor: Actor) -> uuid.UUID:
 def sees_personal_data(actor: Actor, volunteer_id: uuid.UUID, served_org_lineages: Iterable[uuid.UUID]) -> bool:
     """Full phone numbers: the person, city admins, and admins of an organization they serve with."""
     return actor.volunteer_id == volunteer_id or manages_organization(actor, served_org_lineages)
+
+
+def stats_audience(actor: Actor) -> str:
+    """Whose statistics an actor sees: 'city' (city admins), 'organization' (org admins: their organizations with
+    all their children) or 'volunteer' (their own)."""
+    require_login(actor)
+    if actor.is_city_admin:
+        return "city"
+    if actor.admin_organization_ids:
+        return "organization"
+    if actor.volunteer_id is not None:
+        return "volunteer"
+    raise Forbidden("FORBIDDEN", "无权查看统计")

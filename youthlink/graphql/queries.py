@@ -138,7 +138,8 @@ class Query:
             volunteer=t.Volunteer.from_row(volunteer_row) if volunteer_row else None,
         )
 
-    @strawberry.field(description="The city's figures for a period of days (city admins)")
+    @strawberry.field(description="Figures for a period of days: the city's (city admins), an organization's with "
+                      "all its children (its admins), or one's own (volunteers)")
     async def city_stats(self, info: Info, from_: Annotated[date, strawberry.argument(name="from")], to: date
                          ) -> t.CityStats:
         ctx = context_of(info)
@@ -152,6 +153,7 @@ class Query:
         orgs = await loaders.organization.load_many([b.key for b in figures.by_organization])
         town_rows = await loaders.town.load_many([b.key for b in figures.by_town])
         projects = await loaders.project.load_many([b.key for b in figures.by_project])
+        teams = await loaders.team.load_many([b.key for b in figures.by_team])
         return t.CityStats(
             registered_volunteers=figures.registered_volunteers,
             active_volunteers=figures.active_volunteers,
@@ -176,4 +178,11 @@ class Query:
             monthly=[t.MonthFigures(month=m.month, hours=float(m.hours), active_volunteers=m.active_volunteers,
                                     new_volunteers=m.new_volunteers) for m in figures.monthly],
             star_levels=[t.StarLevelCount(level=level, volunteers=n) for level, n in figures.star_levels],
+            by_team=[
+                t.TeamBreakdown(team=_convert(m, t.Team), hours=float(b.hours), volunteers=b.volunteers)
+                for b, m in zip(figures.by_team, teams, strict=True)
+            ],
+            hours_per_volunteer=figures.hours_per_volunteer,
+            no_shows=figures.no_shows,
+            no_show_rate=figures.no_show_rate,
         )

@@ -629,6 +629,13 @@ class ProjectBreakdown:
 
 
 @strawberry.type
+class TeamBreakdown:
+    team: Team | None
+    hours: float
+    volunteers: int
+
+
+@strawberry.type
 class MonthFigures:
     month: str = strawberry.field(description="YYYY-MM in the city's time zone")
     hours: float
@@ -654,8 +661,13 @@ class CityStats:
     by_organization: list[OrganizationBreakdown]
     by_town: list[TownBreakdown]
     by_project: list[ProjectBreakdown]
+    by_team: list[TeamBreakdown]
     monthly: list[MonthFigures]
     star_levels: list[StarLevelCount]
+    hours_per_volunteer: float = strawberry.field(description="Hours per active volunteer")
+    no_shows: int
+    no_show_rate: float = strawberry.field(
+        description="Of the sign-ups that ended (credited with an approved record, or marked no-show), the no-shows")
 
 
 def rows_in_order(rows: Sequence[Any], convert: Callable[[Any], Any]) -> list[Any]:

@@ -73,6 +73,16 @@ def make_celery() -> Celery:
                 "schedule": timedelta(seconds=settings.notification_sweep_seconds),
                 "options": {"expires": settings.notification_sweep_seconds},
             },
+            "stats-rebuild": {
+                "task": "stats.rebuild",
+                "schedule": timedelta(seconds=settings.hours_daily_seconds),
+                "options": {"expires": settings.hours_daily_seconds},
+            },
+            "stats-monthly-report": {
+                "task": "stats.monthly_report",
+                "schedule": timedelta(seconds=settings.hours_daily_seconds),
+                "options": {"expires": settings.hours_daily_seconds},
+            },
             "matching-batch": {
                 "task": "matching.run_batch",
                 "schedule": timedelta(seconds=settings.matching_batch_seconds),

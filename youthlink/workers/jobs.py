@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from youthlink.config import get_settings
 from youthlink.db.models import OutboxJob
 from youthlink.db.models.enums import JobState
-from youthlink.domain import hours, matching, notifications
+from youthlink.domain import hours, matching, notifications, reports, rollups
 from youthlink.domain.matching import waitlist
 from youthlink.workers import relay, runtime
 from youthlink.workers.app import app
@@ -136,6 +136,27 @@ def promote_waitlisted(task_id: str, outbox_id: int | None = None) -> list[str]:
         return [str(s.id) for s in await waitlist.promote(session, uuid.UUID(task_id))]
 
     return runtime.run(execute(work, outbox_id)) or []
+
+
+@app.task(name="stats.refresh")
+def refresh_stats(buckets: list[list[str]], outbox_id: int | None = None) -> dict[str, int]:
+    """Recompute the touched rollup buckets from the ledger and upsert them (idempotent)."""
+    async def work(session: AsyncSession) -> dict[str, int]:
+        return await rollups.refresh(session, rollups.parse_buckets(buckets))
+
+    return runtime.run(execute(work, outbox_id)) or {}
+
+
+@app.task(name="stats.monthly_report")
+def announce_monthly_report() -> int:
+    """Daily: on the 1st (or the first run after), tell the city admins last month's report is ready (once)."""
+    return int(runtime.run(execute(reports.announce_last_month, None)))
+
+
+@app.task(name="stats.rebuild")
+def rebuild_stats() -> int:
+    """Nightly: every rollup row recomputed from the ledger; the drift reported must be zero."""
+    return int(runtime.run(execute(rollups.rebuild, None)))
 
 
 @app.task(name="outbox.relay")

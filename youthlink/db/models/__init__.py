@@ -22,6 +22,7 @@ from youthlink.db.models.reference import (
     TeamMember,
     Town,
 )
+from youthlink.db.models.stats import StatsRollup
 from youthlink.db.models.tasks import Signup, Task
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "ServiceRecord",
     "Signup",
     "StarLevelAward",
+    "StatsRollup",
     "Task",
     "Team",
     "TeamMember",

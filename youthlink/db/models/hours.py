@@ -125,6 +125,7 @@ class ServiceRecord(Base):
         Index("ix_service_records_status_approved_at", "status", "approved_at"),
         Index("ix_service_records_organization_review", "organization_id", "status", "due_on", "id"),
         Index("ix_service_records_volunteer_day", "volunteer_id", "service_date"),
+        Index("ix_service_records_organization_started", "organization_id", "started_at"),
     )
 
 

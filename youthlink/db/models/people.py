@@ -52,6 +52,8 @@ class Volunteer(Base):
         CheckConstraint("total_hours >= 0", name="total_hours_non_negative"),
         CheckConstraint("(home_lat IS NULL) = (home_lng IS NULL)", name="home_location_complete"),
         Index("ix_volunteers_skills", "skills", postgresql_using="gin"),
+        # Registered, new and star-level counts for statistics, read from the index alone.
+        Index("ix_volunteers_created_at_total_hours", "created_at", "total_hours"),
     )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from youthlink.db.models import Adjustment, CorrectionRequest, ServiceRecord
 from youthlink.db.models.enums import RecordStatus
 from youthlink.db.models.hours import CorrectionStatus
-from youthlink.domain import audit, notifications, policies
+from youthlink.domain import audit, notifications, policies, rollups
 from youthlink.domain.actor import Actor
 from youthlink.domain.hours.commands import DecideCorrection, RequestCorrection
 from youthlink.domain.hours.ledger import recompute_totals
@@ -63,6 +63,7 @@ async def _adjust(session: AsyncSession, actor: Actor, record: ServiceRecord, ho
                                         "hours": str(hours)},
                                dedupe_key=f"hours.corrected:{adjustment.id}")
     await recompute_totals(session, {record.volunteer_id})
+    await rollups.touch(session, [(record.started_at, record.organization_id, record.task_id)])
     return adjustment
 
 

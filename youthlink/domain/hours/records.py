@@ -32,7 +32,7 @@ from youthlink.db.models import (
     Volunteer,
 )
 from youthlink.db.models.enums import SLOT_HOLDING, RecordSource, RecordStatus, SignupStatus
-from youthlink.domain import audit, notifications, organizations, policies
+from youthlink.domain import audit, notifications, organizations, policies, rollups
 from youthlink.domain.actor import Actor
 from youthlink.domain.hours import deadlines
 from youthlink.domain.hours.commands import MAX_BULK, RejectServiceRecords, SetAutoApproval
@@ -270,6 +270,7 @@ async def _approve(session: AsyncSession, records: Sequence[ServiceRecord], acco
                                    dedupe_key=f"hours.approved:{record.id}")
         await session.flush()
     await recompute_totals(session, {r.volunteer_id for r in approved})
+    await rollups.touch(session, [(r.started_at, r.organization_id, r.task_id) for r in approved])
     return approved
 
 
@@ -302,6 +303,7 @@ async def reject_records(session: AsyncSession, actor: Actor, command: RejectSer
             await notifications.notify(session, volunteer_id=record.volunteer_id, kind="hours.rejected",
                                        payload={"recordId": str(record.id)})
     await session.flush()
+    await rollups.touch(session, [(r.started_at, r.organization_id, r.task_id) for r in records])
     return records
 
 

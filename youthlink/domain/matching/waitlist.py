@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from youthlink.config import get_settings
 from youthlink.db.models import Signup, Task, Volunteer
 from youthlink.db.models.enums import AssignmentMode, SignupStatus, TaskStatus
-from youthlink.domain import audit, notifications, organizations, outbox, policies, signups
+from youthlink.domain import audit, notifications, organizations, outbox, policies, rollups, signups
 from youthlink.domain.actor import Actor
 from youthlink.domain.matching import candidates, scores
 from youthlink.domain.matching.batch import MATCHING_LOCK_KEY
@@ -127,5 +127,6 @@ async def mark_no_show(session: AsyncSession, actor: Actor, signup_id: uuid.UUID
     await signups.release_slot(session, task.id)
     await session.refresh(task, ["filled_slots"])
     audit.record(session, actor.account_id, "signup.no_show", "signup", signup.id)
+    await rollups.touch(session, [(task.starts_at, task.organization_id, task.id)])
     await slot_freed(session, task)
     return signup
