@@ -349,6 +349,18 @@ def evaluate(pairs: Pairs, tasks: Tasks, volunteers: Volunteers, memberships: Me
                       units=scores.score_units(permille, weights))
 
 
+def explain(evaluation: Evaluation, volunteers: Volunteers, volunteer: int, i: int, weights: scores.Weights,
+            decision: str, reason: str, run: str | None = None) -> dict[str, Any]:
+    """The stored explanation of pair `i` (the batch builds the same shape in SQL for all its pairs at once)."""
+    distance = evaluation.distance_km[i]
+    return scores.explanation(
+        run, decision, reason, evaluation.permille[i].tolist(), weights,
+        distance_km=None if np.isnan(distance) else float(distance),
+        recent_hours=float(volunteers.recent_hours[volunteer]), attended=int(volunteers.attended[volunteer]),
+        no_shows=int(volunteers.no_shows[volunteer]), membership=int(evaluation.membership[i]),
+    )
+
+
 # Applications, read as a binary COPY straight into NumPy.
 
 APPLICATION_ROW = np.dtype([

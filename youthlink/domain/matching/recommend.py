@@ -96,18 +96,6 @@ def _view(stored: dict[str, object], units: int) -> scores.ExplanationView:
     return scores.describe(stored, scores.points(units))
 
 
-def _explain(evaluation: candidates.Evaluation, volunteers: candidates.Volunteers, pairs: candidates.Pairs, i: int,
-             weights: scores.Weights) -> dict[str, object]:
-    v = int(pairs.volunteer[i])
-    distance = evaluation.distance_km[i]
-    return scores.explanation(
-        "", "RECOMMENDED", "", evaluation.permille[i].tolist(), weights,
-        distance_km=None if np.isnan(distance) else float(distance), recent_hours=float(volunteers.recent_hours[v]),
-        attended=int(volunteers.attended[v]), no_shows=int(volunteers.no_shows[v]),
-        membership=int(evaluation.membership[i]),
-    )
-
-
 async def _manageable_task(session: AsyncSession, actor: Actor, task_id: uuid.UUID) -> Task:
     task = await session.get(Task, task_id)
     if task is None:
@@ -186,7 +174,8 @@ async def recommended_volunteers(session: AsyncSession, actor: Actor, task_id: u
             volunteer_id=volunteer_id, name=person.name, skills=list(person.skills), total_hours=person.total_hours,
             distance_km=None if np.isnan(distance) else round(float(distance), 3),
             score=scores.points(evaluation.units[i]),
-            explanation=_view(_explain(evaluation, volunteers, pairs, i, weights), int(evaluation.units[i])),
+            explanation=_view(candidates.explain(evaluation, volunteers, int(pairs.volunteer[i]), i, weights,
+                                                 "RECOMMENDED", ""), int(evaluation.units[i])),
             invited=volunteer_id in invited,
         ))
     return out
@@ -228,7 +217,8 @@ async def recommended_tasks(session: AsyncSession, actor: Actor, first: int | No
         TaskRecommendation(
             task=rows[i], distance_km=None if np.isnan(evaluation.distance_km[i]) else
             round(float(evaluation.distance_km[i]), 3), score=scores.points(evaluation.units[i]),
-            explanation=_view(_explain(evaluation, volunteers, pairs, i, weights), int(evaluation.units[i])),
+            explanation=_view(candidates.explain(evaluation, volunteers, int(pairs.volunteer[i]), i, weights,
+                                                 "RECOMMENDED", ""), int(evaluation.units[i])),
             invited=rows[i].id in invited_ids,
         )
         for i in best.tolist()

@@ -115,7 +115,7 @@ def points(units: int) -> Decimal:
     return Decimal(int(units)) / 1000
 
 
-def explanation(run_id: str, decision: str, reason: str, permille: list[int] | None, weights: Weights,
+def explanation(run_id: str | None, decision: str, reason: str, permille: list[int] | None, weights: Weights,
                 distance_km: float | None = None, recent_hours: float = 0.0, attended: int = 0, no_shows: int = 0,
                 membership: int = MEMBER_NONE) -> dict[str, Any]:
     """One sign-up's stored explanation (the batch builds the same shape in SQL; see batch.EXPLANATION_SQL)."""

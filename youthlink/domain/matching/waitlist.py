@@ -78,14 +78,8 @@ async def promote(session: AsyncSession, task_id: uuid.UUID) -> list[Signup]:
         except Conflict:
             continue
         signup_id = uuid.UUID(bytes=bytes(apps.signup_id[i]))
-        explanation = scores.explanation(
-            "", "CONFIRMED", "PROMOTED", evaluation.permille[i].tolist(), weights,
-            distance_km=None if np.isnan(evaluation.distance_km[i]) else float(evaluation.distance_km[i]),
-            recent_hours=float(volunteers.recent_hours[apps.volunteer[i]]),
-            attended=int(volunteers.attended[apps.volunteer[i]]), no_shows=int(volunteers.no_shows[apps.volunteer[i]]),
-            membership=int(evaluation.membership[i]),
-        )
-        explanation["run"] = None
+        explanation = candidates.explain(evaluation, volunteers, int(apps.volunteer[i]), i, weights, "CONFIRMED",
+                                         "PROMOTED")
         signup = await session.scalar(
             update(Signup).where(Signup.id == signup_id, Signup.status == SignupStatus.WAITLISTED)
             .values(status=SignupStatus.CONFIRMED, decided_at=now, match_score=scores.points(evaluation.units[i]),
