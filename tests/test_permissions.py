@@ -355,6 +355,11 @@ async def _mark_notifications_read(w: World) -> tuple[str, dict[str, Any]]:
             "{ errors { field message code } } }", {"i": {"ids": ids}})
 
 
+async def _set_notification_preferences(w: World) -> tuple[str, dict[str, Any]]:
+    return ("mutation($i: SetNotificationPreferencesInput!) { setNotificationPreferences(input: $i) "
+            "{ errors { field message code } } }", {"i": {"channels": [], "muteReminders": True}})
+
+
 async def _call_up(w: World) -> tuple[str, dict[str, Any]]:
     task = await w.task()
     return ("mutation($i: CallUpTeamInput!) { callUpTeam(input: $i) { errors { field message code } } }",
@@ -452,6 +457,7 @@ CELLS = [
     Cell("issueCertificate", X_OR_CITY, _issue_certificate),
     Cell("revokeCertificate", X_OR_CITY, _revoke_certificate),
     Cell("markNotificationsRead (own)", frozenset(LOGGED_IN), _mark_notifications_read),
+    Cell("setNotificationPreferences (own)", frozenset(LOGGED_IN), _set_notification_preferences),
     Cell("setIdCard", frozenset(VOLUNTEERS), _set_id_card),
     Cell("recordGuardianConsent", frozenset(VOLUNTEERS), _guardian_consent),
     Cell("createOrganization (under the city committee)", frozenset({"city admin"}), _create_affiliated_org),

@@ -98,6 +98,26 @@ class Settings(BaseSettings):
     notification_underfilled_hours: float = Field(default=24.0, gt=0)
     notification_sweep_seconds: float = Field(default=300.0, gt=0)
 
+    # Delivery beyond the in-app inbox (youthlink/domain/delivery.py): the language of messages, quiet hours in
+    # the city's zone (HH:MM; equal values turn them off) that hold non-urgent messages, SMTP, webhooks.
+    notification_language: Literal["zh", "en"] = "zh"
+    notification_quiet_start: str = Field(default="22:00", pattern=r"^\d{2}:\d{2}$")
+    notification_quiet_end: str = Field(default="07:00", pattern=r"^\d{2}:\d{2}$")
+    notification_smtp_host: str | None = None  # unset: the email channel fails (and retries) until it is set
+    notification_smtp_port: int = Field(default=25, gt=0)
+    notification_smtp_username: str | None = None
+    notification_smtp_password: SecretStr | None = None
+    notification_smtp_starttls: bool = False
+    notification_email_from: str = "Youthlink <noreply@youthlink.invalid>"
+    # Webhooks are signed with HMAC-SHA256 under this secret (derived from secret_key when unset).
+    notification_webhook_secret: SecretStr | None = None
+    notification_webhook_retries: int = Field(default=3, ge=0)
+    notification_webhook_backoff_seconds: float = Field(default=0.5, ge=0)  # doubled after each retry
+    notification_send_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A claimed delivery whose worker died is sent again after this (well above one send's time).
+    notification_delivery_lease_seconds: int = Field(default=120, gt=0)
+    notification_delivery_max_attempts: int = Field(default=5, gt=0)
+
     # Celery: every job finishes well inside the broker's visibility timeout.
     job_soft_time_limit: int = 240
     job_time_limit: int = 300

@@ -1,8 +1,8 @@
-"""In-app notifications, written in the transaction that causes them (so a rollback takes them back).
+"""Notifications, written in the transaction that causes them (so a rollback takes them back), with their
+deliveries over the recipient's other channels (youthlink/domain/delivery.py).
 
-Small on purpose: a later issue adds channels (email, webhooks) that read these rows. Payloads carry ids
-and figures only, never personal data. A `dedupe_key` makes a notification idempotent, so a job that runs
-twice notifies once.
+Payloads carry ids and figures only, never personal data. A `dedupe_key` makes a notification idempotent, so a
+job that runs twice notifies once. A volunteer who muted reminders gets none.
 """
 
 from __future__ import annotations
@@ -10,16 +10,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from youthlink.config import get_settings
-from youthlink.db.models import Notification, RoleGrant, Signup, Task
+from youthlink.db.models import Notification, NotificationPreference, RoleGrant, Signup, Task
 from youthlink.db.models.enums import Role, SignupStatus, TaskStatus
-from youthlink.domain import policies
+from youthlink.domain import audit, delivery, policies
 from youthlink.domain.actor import Actor
 
 MAX_LIST = 100
@@ -30,6 +31,9 @@ async def notify(session: AsyncSession, *, kind: str, payload: dict[str, Any], a
     """Write one notification to an account or a volunteer; False when its dedupe key was already used."""
     if (account_id is None) == (volunteer_id is None):
         raise ValueError("a notification has exactly one recipient")
+    preference = await delivery.preferences_of(session, account_id=account_id, volunteer_id=volunteer_id)
+    if preference is not None and preference.mute_reminders and kind in delivery.MUTED_BY_REMINDER_SETTING:
+        return False
     statement = insert(Notification).values(
         id=uuid.uuid4(), recipient_account_id=account_id, recipient_volunteer_id=volunteer_id, kind=kind,
         payload=payload, dedupe_key=dedupe_key,
@@ -37,7 +41,11 @@ async def notify(session: AsyncSession, *, kind: str, payload: dict[str, Any], a
     if dedupe_key is not None:
         statement = statement.on_conflict_do_nothing(index_elements=[Notification.dedupe_key])
     created = await session.scalar(statement.returning(Notification.id))
-    return created is not None
+    if created is None:
+        return False
+    # Its deliveries over the recipient's other channels, and their jobs, in this same transaction.
+    await delivery.schedule(session, created, kind, preference)
+    return True
 
 
 async def organization_admin_ids(session: AsyncSession, organization_ids: Sequence[uuid.UUID]
@@ -88,6 +96,7 @@ async def matching_decided(session: AsyncSession, run_id: str, task_ids: Sequenc
         ON CONFLICT (dedupe_key) DO NOTHING
         RETURNING id, recipient_volunteer_id, kind
     """), {"tasks": list(task_ids), "run": run_id})).all()
+    await delivery.schedule_many(session, [(uuid.UUID(str(n)), uuid.UUID(str(v)), k) for n, v, k in told])
     return len(told)
 
 
@@ -160,6 +169,42 @@ async def inbox(session: AsyncSession, actor: Actor, first: int = 50, unread_onl
         select(func.count()).select_from(Notification).where(_mine(actor), Notification.read_at.is_(None))
     )
     return list(rows), int(unread or 0)
+
+
+class SetNotificationPreferences(BaseModel):
+    """The viewer's channels besides the in-app inbox (always on), their addresses, and muted reminders."""
+
+    model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
+    channels: list[Literal["email", "webhook"]] = Field(default_factory=list, max_length=len(delivery.EXTERNAL))
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    webhook_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://\S+$")
+    mute_reminders: bool = False
+
+    @model_validator(mode="after")
+    def _addresses(self) -> SetNotificationPreferences:
+        if "email" in self.channels and not self.email:
+            raise ValueError("email channel needs an email address")
+        if "webhook" in self.channels and not self.webhook_url:
+            raise ValueError("webhook channel needs a webhook URL")
+        return self
+
+
+async def set_preferences(session: AsyncSession, actor: Actor, command: SetNotificationPreferences
+                          ) -> NotificationPreference:
+    """One's own preferences only (an account's; there is no one else's to set)."""
+    policies.require_login(actor)
+    assert actor.account_id is not None
+    values = {"channels": sorted(set(command.channels)), "email": command.email, "webhook_url": command.webhook_url,
+              "mute_reminders": command.mute_reminders, "updated_at": datetime.now(UTC)}
+    await session.execute(
+        insert(NotificationPreference).values(account_id=actor.account_id, **values)
+        .on_conflict_do_update(index_elements=[NotificationPreference.account_id], set_=values)
+    )
+    preference = await session.get(NotificationPreference, actor.account_id, populate_existing=True)
+    assert preference is not None
+    audit.record(session, actor.account_id, "notifications.preferences", "account", actor.account_id,
+                 channels=values["channels"], mute_reminders=command.mute_reminders)
+    return preference
 
 
 async def mark_read(session: AsyncSession, actor: Actor, ids: Sequence[uuid.UUID]) -> int:

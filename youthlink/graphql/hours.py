@@ -292,6 +292,28 @@ class MarkNotificationsReadPayload:
     errors: list[t.UserError]
 
 
+@strawberry.input
+class SetNotificationPreferencesInput:
+    channels: list[str] = strawberry.field(description="Besides in-app (always on): email, webhook")
+    email: str | None = None
+    webhook_url: str | None = None
+    mute_reminders: bool = False
+
+
+@strawberry.type
+class NotificationPreferences:
+    channels: list[str]
+    email: str | None
+    webhook_url: str | None
+    mute_reminders: bool
+
+
+@strawberry.type
+class SetNotificationPreferencesPayload:
+    preferences: NotificationPreferences | None
+    errors: list[t.UserError]
+
+
 def _decimal(value: float | None) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
@@ -389,3 +411,17 @@ class HoursMutation:
 
         marked, errors = await perform(info, action)
         return MarkNotificationsReadPayload(marked=marked or 0, errors=errors)
+
+    @strawberry.mutation(description="The viewer's notification channels (email, webhook) and muted reminders")
+    async def set_notification_preferences(self, info: Info, input: SetNotificationPreferencesInput
+                                           ) -> SetNotificationPreferencesPayload:
+        async def action(session: AsyncSession, actor: Actor) -> Any:
+            command = notifications.SetNotificationPreferences(
+                channels=input.channels, email=input.email, webhook_url=input.webhook_url,  # type: ignore[arg-type]
+                mute_reminders=input.mute_reminders)
+            row = await notifications.set_preferences(session, actor, command)
+            return NotificationPreferences(channels=list(row.channels), email=row.email, webhook_url=row.webhook_url,
+                                           mute_reminders=row.mute_reminders)
+
+        preferences, errors = await perform(info, action)
+        return SetNotificationPreferencesPayload(preferences=preferences, errors=errors)

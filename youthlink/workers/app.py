@@ -78,6 +78,11 @@ def make_celery() -> Celery:
                 "schedule": timedelta(seconds=settings.hours_daily_seconds),
                 "options": {"expires": settings.hours_daily_seconds},
             },
+            "notifications-sweep": {
+                "task": "notifications.sweep",
+                "schedule": timedelta(seconds=settings.notification_sweep_seconds),
+                "options": {"expires": settings.notification_sweep_seconds},
+            },
             "stats-monthly-report": {
                 "task": "stats.monthly_report",
                 "schedule": timedelta(seconds=settings.hours_daily_seconds),

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from youthlink.config import get_settings
 from youthlink.db.models import OutboxJob
 from youthlink.db.models.enums import JobState
-from youthlink.domain import hours, matching, notifications, reports, rollups
+from youthlink.domain import delivery, hours, matching, notifications, reports, rollups
 from youthlink.domain.matching import waitlist
 from youthlink.workers import relay, runtime
 from youthlink.workers.app import app
@@ -110,6 +110,55 @@ def send_due_reminders() -> dict[str, int]:
     return result
 
 
+async def _job_done(session: AsyncSession, outbox_id: int | None) -> None:
+    if outbox_id is not None:
+        await session.execute(update(OutboxJob).where(OutboxJob.id == outbox_id, OutboxJob.state == JobState.PENDING)
+                              .values(state=JobState.DONE, done_at=datetime.now(UTC)))
+
+
+async def deliver(delivery_id: uuid.UUID, outbox_id: int | None) -> str:
+    """Claim (committed), send outside any transaction, then mark SENT and the job done together. See
+    youthlink/domain/delivery.py for why a killed or redelivered job sends a message once."""
+    if outbox_id is not None and not await _claim_attempt(outbox_id):
+        return "done"
+    db = runtime.database()
+    async with db.unit_of_work() as session:
+        claimed = await delivery.claim(session, delivery_id)
+        if isinstance(claimed, str) and claimed != "busy":
+            await _job_done(session, outbox_id)  # sent, given up, gone, or quiet hours (the sweep sends it later)
+    if isinstance(claimed, str):
+        log.info("delivery %s: nothing to send now (%s)", delivery_id, claimed)
+        return claimed
+    async with db.read() as session:
+        prepared = await delivery.prepare(session, delivery_id)
+    await _debug_pause("before_commit")  # test hook: a child killed here leaves a claim that holds its lease
+    error = None
+    if prepared is None:
+        error = "the recipient has no address for this channel"
+    else:
+        name, message = prepared
+        try:
+            await delivery.channels()[name].send(message)
+        except Exception as exc:  # any failure of the channel: retried by the outbox, given up after max attempts
+            error = f"{type(exc).__name__}: {exc}"
+    async with db.unit_of_work() as session:
+        await delivery.finish(session, claimed, error)
+        if error is None:
+            await _job_done(session, outbox_id)
+    await _debug_pause("after_commit")
+    if error is not None:
+        log.warning("delivery %s failed (attempt %s): %s", delivery_id, claimed.attempts, error)
+        return "failed"
+    log.info("delivery %s sent", delivery_id)
+    return "sent"
+
+
+@app.task(name="notifications.deliver")
+def deliver_notification(delivery_id: str, outbox_id: int | None = None) -> str:
+    """Send one notification over one channel (email, webhook), once."""
+    return runtime.run(deliver(uuid.UUID(delivery_id), outbox_id))
+
+
 @app.task(name="notifications.matching_decided")
 def matching_decided(run_id: str, task_ids: list[str], outbox_id: int | None = None) -> int:
     """Tell a matching run's applicants its decisions (recorded by the batch in its transaction)."""
@@ -117,6 +166,12 @@ def matching_decided(run_id: str, task_ids: list[str], outbox_id: int | None = N
         return await notifications.matching_decided(session, run_id, task_ids)
 
     return int(runtime.run(execute(work, outbox_id)) or 0)
+
+
+@app.task(name="notifications.sweep")
+def sweep_deliveries() -> int:
+    """Deliveries held by quiet hours that are now due, or claimed by a worker that died, are sent again."""
+    return int(runtime.run(execute(delivery.due_again, None)))
 
 
 @app.task(name="matching.run_batch", soft_time_limit=get_settings().matching_job_soft_time_limit,

@@ -10,7 +10,7 @@ from youthlink.db.models.hours import (
     StarLevelAward,
 )
 from youthlink.db.models.imports import VolunteerImport
-from youthlink.db.models.notifications import Notification
+from youthlink.db.models.notifications import Notification, NotificationDelivery, NotificationPreference
 from youthlink.db.models.ops import AuditEntry, OutboxJob
 from youthlink.db.models.people import Account, RoleGrant, Volunteer
 from youthlink.db.models.reference import (
@@ -33,6 +33,8 @@ __all__ = [
     "CorrectionRequest",
     "HoursImport",
     "Notification",
+    "NotificationDelivery",
+    "NotificationPreference",
     "Organization",
     "OrganizationHoursSettings",
     "OutboxJob",
