@@ -5,7 +5,9 @@ same run, alternating, so the machine's drift hits both).
     python -m bench.bench_api [--clients 32] [--seconds 10] [--rounds 2]
 
 Needs PostgreSQL (YOUTHLINK_BENCH_DATABASE_URL, default the local server) and Redis at 127.0.0.1:6379; the
-first run seeds the city-scale demo (about a minute). Prints requests per second and p50/p99 latency.
+first run seeds the city-scale demo (about a minute), every run migrates it to the current schema. Prints
+requests per second, p50/p99 latency and each server's CPU time per request (one uvicorn worker each, with
+the same pool: 30 connections, no overflow, like the reference's asyncpg pool).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import jwt
 import orjson
 
 from bench.citydb import BENCH_SECRET, ensure_city, libpq
+from youthlink.db.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 OPEN_TASKS = (ROOT / "clients" / "volunteer-app.graphql").read_text()
@@ -40,12 +43,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def serve(app: str, port: int, env: dict[str, str], factory: bool = False) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-         "--no-access-log", "--log-level", "warning"],
+         "--no-access-log", "--log-level", "warning", *(["--factory"] if factory else [])],
         env=env, cwd=ROOT,
     )
+
+
+def uncached_app() -> Any:
+    """The app without its cache of public answers (--no-public-cache): every request executes."""
+    from youthlink.api.app import create_app
+
+    return create_app(public_cache=False)
 
 
 async def wait_up(url: str) -> None:
@@ -74,6 +84,11 @@ class Result:
     requests: int
     seconds: float
     latencies: list[float]
+    cpu_seconds: float | None = None  # the server process's CPU time during the measurement
+
+    @property
+    def cpu_ms(self) -> float | None:
+        return self.cpu_seconds / self.requests * 1000 if self.cpu_seconds is not None and self.requests else None
 
     @property
     def rate(self) -> float:
@@ -84,7 +99,16 @@ class Result:
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
 
-async def load(case: Case, headers: dict[str, str], clients: int, seconds: float) -> Result:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+async def load(case: Case, headers: dict[str, str], clients: int, seconds: float, pid: int | None = None) -> Result:
     """`clients` connections sending back to back for `seconds` (after a 2 s warm-up)."""
     connector = aiohttp.TCPConnector(limit=clients)
     latencies: list[float] = []
@@ -103,10 +127,13 @@ async def load(case: Case, headers: dict[str, str], clients: int, seconds: float
 
         warm = time.perf_counter() + 2
         await asyncio.gather(*[client(warm, False) for _ in range(clients)])
+        cpu_before = cpu_seconds(pid) if pid else None
         start = time.perf_counter()
         await asyncio.gather(*[client(start + seconds, True) for _ in range(clients)])
         elapsed = time.perf_counter() - start
-    return Result(len(latencies), elapsed, latencies)
+        cpu_after = cpu_seconds(pid) if pid else None
+    cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
+    return Result(len(latencies), elapsed, latencies, cpu)
 
 
 async def fetch_json(case: Case, headers: dict[str, str]) -> Any:
@@ -138,9 +165,11 @@ def report(name: str, graphql: list[Result], reference: list[Result]) -> None:
     r_rate = statistics.median(r.rate for r in reference)
     g = max(graphql, key=lambda r: r.rate)
     r = max(reference, key=lambda r: r.rate)
-    for label, rate, best in (("graphql  ", g_rate, g), ("reference", r_rate, r)):
+    for label, rate, best, results in (("graphql  ", g_rate, g, graphql), ("reference", r_rate, r, reference)):
+        cpu = [c for c in (result.cpu_ms for result in results) if c is not None]
+        cpu_note = f"  server CPU {statistics.median(cpu):5.2f} ms/req" if cpu else ""
         print(f"{name:10s} {label} {rate:8.0f} req/s  p50 {best.percentile(0.5):6.1f} ms  "
-              f"p99 {best.percentile(0.99):6.1f} ms")
+              f"p99 {best.percentile(0.99):6.1f} ms{cpu_note}")
     print(f"{name:10s} ratio     {g_rate / r_rate:8.2f}x of the reference's throughput")
 
 
@@ -148,12 +177,16 @@ async def run(args: argparse.Namespace, url: str) -> None:
     token, filters = await pick_viewer(url)
     env = {**os.environ, "YOUTHLINK_DATABASE_URL": url, "YOUTHLINK_SECRET_KEY": BENCH_SECRET,
            "YOUTHLINK_BROKER_URL": os.environ.get("YOUTHLINK_BENCH_BROKER_URL", "redis://127.0.0.1:6379/13"),
-           "YOUTHLINK_ENV": "production"}
+           "YOUTHLINK_ENV": "production",
+           # The reference's asyncpg pool keeps up to 30 connections and makes the rest wait: the same here.
+           "YOUTHLINK_DB_POOL_SIZE": "30", "YOUTHLINK_DB_MAX_OVERFLOW": "0"}
     ports = free_port(), free_port()
-    servers = [serve("youthlink.api.app:app", ports[0], env), serve("bench.reference_api:app", ports[1], env)]
+    app_server = serve("bench.bench_api:uncached_app", ports[0], env, factory=True) if args.no_public_cache \
+        else serve("youthlink.api.app:app", ports[0], env)
+    servers = [app_server, serve("bench.reference_api:app", ports[1], env)]
     try:
         await wait_up(f"http://127.0.0.1:{ports[0]}/graphql?query=%7B__typename%7D")
-        await wait_up(f"http://127.0.0.1:{ports[1]}/me")
+        await wait_up(f"http://127.0.0.1:{ports[1]}/open-tasks")  # (405 to a GET: it listens)
         graphql_url, reference_url = f"http://127.0.0.1:{ports[0]}/graphql", f"http://127.0.0.1:{ports[1]}"
         cases = {
             "OpenTasks": (
@@ -173,12 +206,13 @@ async def run(args: argparse.Namespace, url: str) -> None:
             print(f"{name}: same JSON as the reference: {'yes' if same else 'NO'}; "
                   f"{len(orjson.dumps(page))} bytes")
         print(f"{args.clients} concurrent clients, {args.seconds:.0f} s per measurement, {args.rounds} rounds, "
-              f"alternating graphql/reference; {os.cpu_count()} cores shared by servers and load generator")
+              f"alternating graphql/reference; {os.cpu_count()} cores shared by servers and load generator; "
+              f"cache of public answers {'off' if args.no_public_cache else 'on (OpenTasks is public, Me is not)'}")
         for name, (ours, theirs) in cases.items():
             graphql, reference = [], []
             for _ in range(args.rounds):
-                graphql.append(await load(ours, headers, args.clients, args.seconds))
-                reference.append(await load(theirs, headers, args.clients, args.seconds))
+                graphql.append(await load(ours, headers, args.clients, args.seconds, servers[0].pid))
+                reference.append(await load(theirs, headers, args.clients, args.seconds, servers[1].pid))
             report(name, graphql, reference)
     finally:
         for server in servers:
@@ -191,8 +225,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-public-cache", action="store_true",
+                        help="run the app without its short-lived cache of public answers (every request executes)")
     args = parser.parse_args()
-    asyncio.run(run(args, ensure_city()))
+    url = ensure_city()
+    try:
+        upgrade(url)  # the indexes the current code expects
+    except Exception as exc:  # a database migrated by other means: measure it as it is, but say so
+        print(f"note: could not migrate {url} ({type(exc).__name__}); measuring its current schema", flush=True)
+    asyncio.run(run(args, url))
 
 
 if __name__ == "__main__":

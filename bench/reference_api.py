@@ -28,25 +28,27 @@ ZONE = ZoneInfo("Asia/Shanghai")
 EARTH_RADIUS_KM = 6371.0088
 pool: asyncpg.Pool | None = None
 
-ACCOUNT = "SELECT id, volunteer_id, token_version, name FROM accounts WHERE id = $1"
-GRANTS = "SELECT role, organization_id, team_id FROM role_grants WHERE account_id = $1"
+# The actor: the account and its grants in one statement (youthlink.domain.accounts.load_actor).
+ACTOR = ("SELECT a.volunteer_id, a.token_version, g.role, g.organization_id, g.team_id FROM accounts a "
+         "LEFT OUTER JOIN role_grants g ON g.account_id = a.id WHERE a.id = $1")
 HAVERSINE = ("2 * 6371.0088 * asin(least(1.0, sqrt(power(sin(radians(lat - $1) / 2), 2) + cos(radians($1)) * "
              "cos(radians(lat)) * power(sin(radians(lng - $2) / 2), 2))))")
-TASK_FILTER = (f"status <> 'DRAFT' AND status = ANY($4::varchar[]) AND lat BETWEEN $5 AND $6 AND lng BETWEEN $7 AND $8 "
-               f"AND {HAVERSINE} <= $3 AND required_skills <@ $9::varchar[] AND starts_at >= $10")
-OPEN_TASKS = (f"SELECT id, title, starts_at, ends_at, slots, filled_slots, status, assignment_mode, required_skills, "
-              f"address, lat, lng, town_id, organization_id, project_id, {HAVERSINE} AS distance_km FROM tasks "
-              f"WHERE {TASK_FILTER} ORDER BY starts_at, id LIMIT $11")
-OPEN_TASKS_COUNT = f"SELECT count(*) FROM tasks WHERE {TASK_FILTER}"
+# The statuses are inline, as the app sends them (youthlink.domain.tasks: the partial index on open tasks).
+TASK_FILTER = ("status <> 'DRAFT' AND status IN ({statuses}) AND lat BETWEEN $4 AND $5 AND lng BETWEEN $6 AND $7 "
+               f"AND {HAVERSINE} <= $3 AND required_skills <@ $8::varchar[] AND starts_at >= $9")
+# A first page counts every match in the same statement, as the app does (count(*) OVER () before the LIMIT).
+OPEN_TASKS = ("SELECT id, title, starts_at, ends_at, slots, filled_slots, status, assignment_mode, required_skills, "
+              f"address, lat, lng, town_id, organization_id, project_id, {HAVERSINE} AS distance_km, "
+              f"count(*) OVER () AS total_count FROM tasks WHERE {TASK_FILTER} ORDER BY starts_at, id LIMIT $10")
+STATUSES = {"DRAFT", "OPEN", "CLOSED", "COMPLETED", "CANCELLED"}
 NAMES = {table: f"SELECT id, name FROM {table} WHERE id = ANY($1::uuid[])"
          for table in ("towns", "organizations", "projects")}
 VOLUNTEER = "SELECT id, name, phone, total_hours FROM volunteers WHERE id = $1"
-SIGNUPS = ("SELECT s.id, s.status, s.task_id, s.applied_at FROM signups s JOIN tasks t ON t.id = s.task_id "
-           "WHERE s.volunteer_id = $1 ORDER BY s.applied_at DESC, s.id DESC LIMIT $2")
-SIGNUPS_COUNT = "SELECT count(*) FROM signups WHERE volunteer_id = $1"
-RECORDS = ("SELECT r.id, r.hours, r.status, r.approved_at, r.task_id, r.started_at FROM service_records r "
-           "WHERE r.volunteer_id = $1 ORDER BY r.started_at DESC, r.id DESC LIMIT $2")
-RECORDS_COUNT = "SELECT count(*) FROM service_records WHERE volunteer_id = $1"
+SIGNUPS = ("SELECT s.id, s.status, s.task_id, s.applied_at, count(*) OVER () AS total_count FROM signups s "
+           "JOIN tasks t ON t.id = s.task_id WHERE s.volunteer_id = $1 ORDER BY s.applied_at DESC, s.id DESC LIMIT $2")
+RECORDS = ("SELECT r.id, r.hours, r.status, r.approved_at, r.task_id, r.started_at, count(*) OVER () AS total_count "
+           "FROM service_records r LEFT OUTER JOIN tasks t ON t.id = r.task_id WHERE r.volunteer_id = $1 "
+           "ORDER BY r.started_at DESC, r.id DESC LIMIT $2")
 TASK_TITLES = "SELECT id, title, starts_at FROM tasks WHERE id = ANY($1::uuid[]) AND status <> 'DRAFT'"
 STARS = (100, 300, 600, 1000, 1500)
 
@@ -67,9 +69,9 @@ def cursor(*values: Any) -> str:
 async def actor(conn: asyncpg.Connection, request: Request) -> asyncpg.Record:
     token = request.headers["authorization"].split(" ", 1)[1]
     claims = jwt.decode(token, os.environ["YOUTHLINK_SECRET_KEY"], algorithms=["HS256"])
-    account = await conn.fetchrow(ACCOUNT, uuid.UUID(claims["sub"]))
-    await conn.fetch(GRANTS, account["id"])
-    return account
+    rows = await conn.fetch(ACTOR, uuid.UUID(claims["sub"]))
+    assert rows and rows[0]["token_version"] == claims["ver"]
+    return rows[0]
 
 
 async def open_tasks(request: Request) -> Response:
@@ -79,13 +81,15 @@ async def open_tasks(request: Request) -> Response:
     dlat = math.degrees(radius / EARTH_RADIUS_KM)
     dlng = dlat / math.cos(math.radians(lat))
     first = body["first"]
-    args = (lat, lng, radius, body["status"], lat - dlat, lat + dlat, lng - dlng, lng + dlng, body["skills"],
+    assert set(body["status"]) <= STATUSES
+    statuses = ", ".join(f"'{s}'" for s in body["status"])
+    args = (lat, lng, radius, lat - dlat, lat + dlat, lng - dlng, lng + dlng, body["skills"],
             datetime.fromisoformat(body["startsAfter"]))
     assert pool is not None
     async with pool.acquire() as conn:
         await actor(conn, request)
-        rows = await conn.fetch(OPEN_TASKS, *args, first + 1)
-        total = await conn.fetchval(OPEN_TASKS_COUNT, *args)
+        rows = await conn.fetch(OPEN_TASKS.format(statuses=statuses), *args, first + 1)
+        total = rows[0]["total_count"] if rows else 0
         shown = rows[:first]
         lookups = {}
         for table, kind, column in (("towns", "Town", "town_id"), ("organizations", "Organization", "organization_id"),
@@ -116,12 +120,11 @@ async def me(request: Request) -> Response:
     assert pool is not None
     async with pool.acquire() as conn:
         account = await actor(conn, request)
-        await conn.fetchrow(ACCOUNT, account["id"])
         volunteer = await conn.fetchrow(VOLUNTEER, account["volunteer_id"])
         signups = await conn.fetch(SIGNUPS, volunteer["id"], 51)
-        signup_total = await conn.fetchval(SIGNUPS_COUNT, volunteer["id"])
+        signup_total = signups[0]["total_count"] if signups else 0
         records = await conn.fetch(RECORDS, volunteer["id"], 51)
-        record_total = await conn.fetchval(RECORDS_COUNT, volunteer["id"])
+        record_total = records[0]["total_count"] if records else 0
         task_ids = list({r["task_id"] for r in [*signups[:50], *records[:50]] if r["task_id"] is not None})
         tasks = {r["id"]: r for r in await conn.fetch(TASK_TITLES, task_ids)}
     total = float(volunteer["total_hours"])

@@ -184,16 +184,17 @@ async def actor_from_token(session: AsyncSession, token: str) -> Actor:
 
 
 async def load_actor(session: AsyncSession, account_id: uuid.UUID, token_version: int | None = None) -> Actor:
-    account = await session.get(Account, account_id)
-    if account is None or (token_version is not None and account.token_version != token_version):
+    """The account with its grants, in one statement (every authenticated request starts here)."""
+    account, grant = Account.__table__.c, RoleGrant.__table__.c  # Core: a plain statement, no ORM machinery
+    rows = (await session.execute(
+        select(account.volunteer_id, account.token_version, grant.role, grant.organization_id, grant.team_id)
+        .select_from(Account.__table__.outerjoin(RoleGrant.__table__, grant.account_id == account.id))
+        .where(account.id == account_id)
+    )).all()
+    if not rows or (token_version is not None and rows[0].token_version != token_version):
         raise Unauthenticated("UNAUTHENTICATED", "登录已失效，请重新登录")
-    rows = await session.execute(
-        select(RoleGrant.role, RoleGrant.organization_id, RoleGrant.team_id).where(
-            RoleGrant.account_id == account_id
-        )
-    )
-    grants = tuple(Grant(Role(r.role), r.organization_id, r.team_id) for r in rows)
-    return Actor(account_id=account.id, volunteer_id=account.volunteer_id, grants=grants)
+    grants = tuple(Grant(Role(r.role), r.organization_id, r.team_id) for r in rows if r.role is not None)
+    return Actor(account_id=account_id, volunteer_id=rows[0].volunteer_id, grants=grants)
 
 
 async def _checked_id_card(session: AsyncSession, raw: str, volunteer_id: uuid.UUID | None = None) -> str:

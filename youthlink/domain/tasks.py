@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pyotp
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Float, Integer, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from youthlink.config import get_settings
@@ -16,10 +17,10 @@ from youthlink.db.models import Project, Task, Team, Town
 from youthlink.db.models.enums import TaskStatus
 from youthlink.domain import audit, organizations, policies
 from youthlink.domain.actor import Actor
-from youthlink.domain.geo import sql_haversine_km, sql_within_km
+from youthlink.domain.geo import EARTH_RADIUS_KM, sql_haversine_km
 from youthlink.domain.inputs import CreateTask
 from youthlink.domain.pagination import Page, decode_cursor, encode_cursor, keyset_after, page_size
-from youthlink.domain.reads import Scope
+from youthlink.domain.reads import Scope, cached
 from youthlink.errors import Forbidden, Invalid, NotFound
 
 
@@ -108,34 +109,99 @@ class TaskFilter:
 
 @dataclass(frozen=True)
 class TaskRow:
-    task: Task
+    task: Any  # a row of the task's columns (reads like the Task entity)
     distance_km: float | None
 
 
-def _filtered(query: Select[Any], scope: Scope, f: TaskFilter) -> Select[Any]:
+# The search's statements are built once for each shape of search (which filters are set, the viewer's
+# visibility, a cursor or not) and run with the values as parameters. Building the distance expression alone
+# took longer than running the query, and a statement kept for reuse also keeps its SQLAlchemy cache key.
+TASKS = Task.__table__  # Core: no ORM result machinery on the hot path
+
+
+def _param(name: str, type_: Any) -> Any:
+    return bindparam(name, type_=type_)
+
+
+def _conditions(scope: Scope, f: TaskFilter) -> list[ColumnElement[bool]]:
     # Drafts are the organization's business: only those who run the task see them.
-    query = query.where(scope.task_visible())
+    conditions = [scope.task_visible()]
     if f.statuses:
-        query = query.where(Task.status.in_(f.statuses))
+        # Inline (`status IN ('OPEN')`, from the enum, never from text): the planner then matches the partial
+        # index on open tasks' coordinates even in the generic plan of a prepared statement.
+        conditions.append(TASKS.c.status.in_(bindparam("statuses", list(f.statuses), type_=TASKS.c.status.type,
+                                                    expanding=True, literal_execute=True)))
     if f.near is not None:
-        lat, lng, radius = f.near
-        query = query.where(sql_within_km(Task.lat, Task.lng, lat, lng, radius))
+        # A bounding box the (lat, lng) indexes can use, then the exact distance (as geo.sql_within_km).
+        conditions += [
+            TASKS.c.lat.between(_param("lat_min", Float), _param("lat_max", Float)),
+            TASKS.c.lng.between(_param("lng_min", Float), _param("lng_max", Float)),
+            _distance() <= _param("radius_km", Float),
+        ]
     if f.skills is not None:
         # Tasks the given skills qualify for: every required skill is among them.
-        query = query.where(Task.required_skills.contained_by(list(f.skills)))
+        conditions.append(TASKS.c.required_skills.contained_by(_param("skills", TASKS.c.required_skills.type)))
     if f.starts_after is not None:
-        query = query.where(Task.starts_at >= f.starts_after)
+        conditions.append(TASKS.c.starts_at >= _param("starts_after", TASKS.c.starts_at.type))
     if f.starts_before is not None:
-        query = query.where(Task.starts_at < f.starts_before)
+        conditions.append(TASKS.c.starts_at < _param("starts_before", TASKS.c.starts_at.type))
     for column, value in (
-        (Task.organization_id, f.organization_id),
-        (Task.project_id, f.project_id),
-        (Task.town_id, f.town_id),
-        (Task.team_id, f.team_id),
+        (TASKS.c.organization_id, f.organization_id),
+        (TASKS.c.project_id, f.project_id),
+        (TASKS.c.town_id, f.town_id),
+        (TASKS.c.team_id, f.team_id),
     ):
         if value is not None:
-            query = query.where(column == value)
-    return query
+            conditions.append(column == _param(column.key, column.type))
+    return conditions
+
+
+def _distance() -> ColumnElement[float]:
+    at_lat: Any = _param("at_lat", Float)
+    at_lng: Any = _param("at_lng", Float)
+    return sql_haversine_km(TASKS.c.lat, TASKS.c.lng, at_lat, at_lng)
+
+
+def _statements(scope: Scope, f: TaskFilter, paged: bool) -> tuple[Select[Any], Select[Any] | None]:
+    """The page statement for this shape of search, built on first use, and the count statement a later page
+    needs. A first page counts in the same statement (`count(*) OVER ()`, over every match before the LIMIT);
+    after a cursor the window would only count what follows it, so the count is its own statement."""
+
+    def build() -> tuple[Select[Any], Select[Any] | None]:
+        conditions = _conditions(scope, f)
+        columns: list[Any] = [TASKS]
+        if f.near is not None:
+            columns.append(_distance().label("distance_km"))
+        page = select(*columns).where(*conditions)
+        count = None
+        if paged:
+            after = (_param("after_starts_at", TASKS.c.starts_at.type), _param("after_id", TASKS.c.id.type))
+            page = page.where(keyset_after((TASKS.c.starts_at, TASKS.c.id), after))
+            count = select(func.count()).select_from(TASKS).where(*conditions)
+        else:
+            page = page.add_columns(func.count().over().label("total_count"))
+        return page.order_by(TASKS.c.starts_at, TASKS.c.id).limit(_param("limit", Integer)), count
+
+    key = ("search_tasks", scope.shape(), f.statuses, f.near is not None, f.skills is not None,
+           f.starts_after is not None, f.starts_before is not None, f.organization_id is not None,
+           f.project_id is not None, f.town_id is not None, f.team_id is not None, paged)
+    return cached(key, build)
+
+
+def _parameters(f: TaskFilter) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if f.near is not None:
+        lat, lng, radius = f.near
+        dlat = math.degrees(radius / EARTH_RADIUS_KM)
+        dlng = dlat / max(math.cos(math.radians(lat)), 1e-6)
+        values |= {"at_lat": lat, "at_lng": lng, "radius_km": radius, "lat_min": lat - dlat, "lat_max": lat + dlat,
+                   "lng_min": lng - dlng, "lng_max": lng + dlng}
+    if f.skills is not None:
+        values["skills"] = list(f.skills)
+    for name in ("starts_after", "starts_before", "organization_id", "project_id", "town_id", "team_id"):
+        if (value := getattr(f, name)) is not None:
+            values[name] = value
+    return values
 
 
 def validate_filter(f: TaskFilter) -> None:
@@ -152,18 +218,17 @@ async def search_tasks(
 ) -> Page[TaskRow]:
     validate_filter(f)
     limit = page_size(first)
-    distance = sql_haversine_km(Task.lat, Task.lng, f.near[0], f.near[1]) if f.near else None
-    columns: list[Any] = [Task]
-    if distance is not None:
-        columns.append(distance.label("distance_km"))
-    query = _filtered(select(*columns), scope, f)
+    page, count = _statements(scope, f, paged=bool(after))
+    values = scope.parameters() | _parameters(f)
+    paging: dict[str, Any] = {"limit": limit + 1}
     if after:
-        starts_at, task_id = decode_cursor(after, (datetime, uuid.UUID))
-        query = query.where(keyset_after((Task.starts_at, Task.id), (starts_at, task_id)))
-    query = query.order_by(Task.starts_at, Task.id).limit(limit + 1)
-    rows = (await session.execute(query)).all()
-    total = await session.scalar(_filtered(select(func.count()).select_from(Task), scope, f))
-    items = [TaskRow(row[0], float(row[1]) if distance is not None else None) for row in rows[:limit]]
+        paging["after_starts_at"], paging["after_id"] = decode_cursor(after, (datetime, uuid.UUID))
+    rows = (await session.execute(page, values | paging)).all()
+    if count is not None:
+        total = await session.scalar(count, values)
+    else:
+        total = rows[0].total_count if rows else 0
+    items = [TaskRow(row, row.distance_km if f.near is not None else None) for row in rows[:limit]]
     return Page(
         items=items,
         cursors=[encode_cursor((r.task.starts_at, r.task.id)) for r in items],

@@ -8,15 +8,15 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from youthlink.config import get_settings
 from youthlink.db.models import ServiceRecord, Signup, Task, Team, TeamMember, Volunteer
 from youthlink.db.models.enums import RecordStatus
 from youthlink.domain import policies
-from youthlink.domain.pagination import Page, decode_cursor, encode_cursor, keyset_after, page_size
-from youthlink.domain.reads import Scope
+from youthlink.domain.pagination import Page, page_size
+from youthlink.domain.reads import Scope, page_by_name
 from youthlink.errors import Forbidden, Invalid
 
 MAX_SKILLS = 20
@@ -65,13 +65,4 @@ async def search(session: AsyncSession, scope: Scope, f: VolunteerFilter, first:
         raise Forbidden("FORBIDDEN", "仅管理员和队长可查询志愿者")
     if len(f.skills) > MAX_SKILLS:
         raise Invalid("TOO_MANY_SKILLS", f"技能过滤最多 {MAX_SKILLS} 项", "filter.skills")
-    limit = page_size(first)
-    query = _filtered(select(Volunteer), scope, f)
-    total = await session.scalar(_filtered(select(func.count()).select_from(Volunteer), scope, f))
-    if after:
-        name, volunteer_id = decode_cursor(after, (str, uuid.UUID))
-        query = query.where(keyset_after((Volunteer.name, Volunteer.id), (name, volunteer_id)))
-    rows = list((await session.scalars(query.order_by(Volunteer.name, Volunteer.id).limit(limit + 1))).all())
-    shown = rows[:limit]
-    return Page(items=shown, cursors=[encode_cursor((v.name, v.id)) for v in shown], has_next=len(rows) > limit,
-                total_count=int(total or 0))
+    return await page_by_name(session, _filtered(select(Volunteer), scope, f), Volunteer, page_size(first), after)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from strawberry.fastapi import BaseContext
 
-from youthlink.db.uow import Database
+from youthlink.db.uow import Database, RequestReads
 from youthlink.domain.actor import Actor
 from youthlink.domain.throttle import LoginThrottle
 from youthlink.graphql.loaders import Loaders
@@ -20,10 +20,15 @@ class Context(BaseContext):
     loaders: Loaders = field(init=False)
     client_address: str = ""
     throttle: LoginThrottle | None = None
+    # The request's read session, shared in turns by its root fields and loader batches; whoever made the
+    # context closes it when the request ends (api.app.graphql_context).
+    reads: RequestReads = field(init=False)
+    shared_reads: InitVar[RequestReads | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, shared_reads: RequestReads | None) -> None:
         super().__init__()
-        self.loaders = Loaders(self.db, self.actor)
+        self.reads = shared_reads or RequestReads(self.db)
+        self.loaders = Loaders(self.reads, self.actor)
 
     def __hash__(self) -> int:
         return id(self)

@@ -1,4 +1,5 @@
-"""Per-request DataLoaders: every relationship field goes through one, each batch in its own read session.
+"""Per-request DataLoaders: every relationship field goes through one; batches take turns on the request's
+read session (db.uow.RequestReads), never using it at the same time.
 
 Row visibility comes from one `Scope` per request (the organizations the viewer manages), computed once.
 """
@@ -14,18 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from youthlink.db.models import Organization, Project, Team, Town
-from youthlink.db.uow import Database
+from youthlink.db.uow import RequestReads
 from youthlink.domain import pagination, reads
 from youthlink.domain.actor import Actor
 from youthlink.domain.pagination import Page
 
-PageKey = tuple[uuid.UUID, int, str | None]
+PageKey = tuple[str, uuid.UUID, int, str | None]
 Fetch = Callable[[AsyncSession, reads.Scope, list[Any]], Awaitable[dict[Any, Any]]]
 
 
 class Loaders:
-    def __init__(self, db: Database, actor: Actor) -> None:
-        self.db = db
+    def __init__(self, shared: RequestReads, actor: Actor) -> None:
+        self.shared = shared
         self.actor = actor
         self._scope: reads.Scope | None = None
         self._scope_lock = asyncio.Lock()
@@ -45,7 +46,8 @@ class Loaders:
         self.organization_totals = self._by_key(lambda s, _, ids: reads.organization_totals(s, ids))
         self.project_totals = self._by_key(lambda s, _, ids: reads.project_totals(s, ids))
         self.project_organizations = self._by_key(lambda s, _, ids: reads.project_organizations(s, ids))
-        self._relations = {name: self._pages(relation) for name, relation in reads.RELATIONS.items()}
+        self.account_name = self._by_key(lambda s, _, ids: reads.account_names(s, ids))
+        self._pages = self._relation_pages()
 
     async def scope(self, session: AsyncSession) -> reads.Scope:
         async with self._scope_lock:
@@ -56,11 +58,11 @@ class Loaders:
     def page(self, relation: str, parent_id: uuid.UUID, first: int | None, after: str | None
              ) -> Awaitable[Page[Any]]:
         """One page of a relationship (see reads.RELATIONS) under `parent_id`, batched with its siblings."""
-        return self._relations[relation].load((parent_id, pagination.page_size(first), after))
+        return self._pages.load((relation, parent_id, pagination.page_size(first), after))
 
     def _by_key(self, fetch: Fetch) -> DataLoader[Any, Any]:
         async def load(keys: list[Any]) -> list[Any]:
-            async with self.db.read() as session:
+            async with self.shared.session() as session:
                 found = await fetch(session, await self.scope(session), list(dict.fromkeys(keys)))
             return [found.get(k) for k in keys]
 
@@ -74,21 +76,25 @@ class Loaders:
 
         return flags
 
-    def _pages(self, relation: reads.Relation) -> DataLoader[PageKey, Page[Any]]:
-        """Keys are (parent id, first, after); parents sharing (first, after) are fetched in one query."""
+    def _relation_pages(self) -> DataLoader[PageKey, Page[Any]]:
+        """Keys are (relation, parent id, first, after); parents sharing the rest are fetched in one query.
+
+        One loader for every relation: sibling lists (a volunteer's signups and service records) arrive
+        together, so what their items load next (their tasks) goes out in one batch too.
+        """
 
         async def load(keys: list[PageKey]) -> list[Page[Any]]:
-            groups: dict[tuple[int, str | None], list[uuid.UUID]] = {}
-            for parent, first, after in keys:
-                groups.setdefault((first, after), []).append(parent)
+            groups: dict[tuple[str, int, str | None], list[uuid.UUID]] = {}
+            for relation, parent, first, after in keys:
+                groups.setdefault((relation, first, after), []).append(parent)
             results: dict[PageKey, Page[Any]] = {}
-            async with self.db.read() as session:
+            async with self.shared.session() as session:
                 scope = await self.scope(session)
-                for (first, after), parents in groups.items():
-                    pages = await reads.relation_pages(session, scope, relation, list(dict.fromkeys(parents)),
-                                                       first, after)
+                for (relation, first, after), parents in groups.items():
+                    pages = await reads.relation_pages(session, scope, reads.RELATIONS[relation],
+                                                       list(dict.fromkeys(parents)), first, after)
                     for parent in parents:
-                        results[(parent, first, after)] = pages[parent]
+                        results[(relation, parent, first, after)] = pages[parent]
             return [results[k] for k in keys]
 
         return DataLoader(load_fn=load)

@@ -1,4 +1,4 @@
-"""Root query fields: each opens its own short read session (sibling fields resolve concurrently).
+"""Root query fields: each takes its turn on the request's read session (sibling fields resolve concurrently).
 
 A refusal (DomainError) raised here reaches the client as a top-level error with `extensions.code`.
 """
@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from strawberry import relay
 from strawberry.types import Info
 
-from youthlink.db.models import Account
 from youthlink.db.models.enums import TaskStatus as DomainTaskStatus
 from youthlink.domain import pagination, reads, stats, tasks, volunteers
 from youthlink.domain.inputs import StatsPeriod
@@ -78,6 +77,12 @@ def _volunteer_filter(f: VolunteerFilter | None) -> volunteers.VolunteerFilter:
     )
 
 
+async def _with_relationships(info: Info, connection: Any) -> Any:
+    """The connection, with the relationships its nodes' selection asks for loaded in one batch each."""
+    await t.prefetch(info, [edge.node for edge in connection.edges], "edges", "node")
+    return connection
+
+
 def _convert(row: Any, cls: Any) -> Any:
     return cls.from_row(row) if row is not None else None
 
@@ -94,49 +99,46 @@ class Query:
 
     @strawberry.field(description="The 16 towns and sub-districts")
     async def towns(self, info: Info) -> list[t.Town]:
-        async with context_of(info).db.read() as session:
+        async with context_of(info).reads.session() as session:
             return [t.Town.from_row(row) for row in await reads.towns(session)]
 
     @strawberry.field
     async def organizations(self, info: Info, first: int | None = None, after: str | None = None
                             ) -> t.CountedConnection[t.Organization]:
         size = pagination.page_size(first)
-        async with context_of(info).db.read() as session:
+        async with context_of(info).reads.session() as session:
             page = await reads.organizations_page(session, size, after)
-        return t.build_connection(t.CountedConnection[t.Organization], page, t.Organization.from_row, after)
+        return await _with_relationships(
+            info, t.build_connection(t.CountedConnection[t.Organization], page, t.Organization.from_row, after))
 
     @strawberry.field(description="Tasks, soonest first; `near` adds distanceKm")
     async def tasks(self, info: Info, filter: TaskFilter | None = None, first: int | None = None,
                     after: str | None = None) -> t.CountedConnection[t.Task]:
         ctx = context_of(info)
         criteria = _task_filter(filter)
-        async with ctx.db.read() as session:
+        async with ctx.reads.session() as session:
             page = await tasks.search_tasks(session, await ctx.loaders.scope(session), criteria, first, after)
-        return t.build_connection(t.CountedConnection[t.Task], page, lambda r: t.Task.from_row(r.task, r.distance_km),
-                                  after)
+        return await _with_relationships(info, t.build_connection(
+            t.CountedConnection[t.Task], page, lambda r: t.Task.from_row(r.task, r.distance_km), after))
 
     @strawberry.field(description="Volunteers serving with what the viewer coordinates (all, for city admins)")
     async def volunteers(self, info: Info, filter: VolunteerFilter | None = None, first: int | None = None,
                          after: str | None = None) -> t.CountedConnection[t.Volunteer]:
         ctx = context_of(info)
         criteria = _volunteer_filter(filter)
-        async with ctx.db.read() as session:
+        async with ctx.reads.session() as session:
             page = await volunteers.search(session, await ctx.loaders.scope(session), criteria, first, after)
-        return t.build_connection(t.CountedConnection[t.Volunteer], page, t.Volunteer.from_row, after)
+        return await _with_relationships(
+            info, t.build_connection(t.CountedConnection[t.Volunteer], page, t.Volunteer.from_row, after))
 
     @strawberry.field(description="Who is logged in")
     async def viewer(self, info: Info) -> t.Viewer:
         ctx = context_of(info)
         if not ctx.actor.is_authenticated:
             raise GraphQLError("请先登录", extensions={"code": "UNAUTHENTICATED"})
-        async with ctx.db.read() as session:
-            account = await session.get(Account, ctx.actor.account_id)
-        volunteer_row = await ctx.loaders.volunteer.load(ctx.actor.volunteer_id) if ctx.actor.volunteer_id else None
-        return t.Viewer(
-            name=account.name if account else "",
-            roles=sorted({g.role for g in ctx.actor.grants}),
-            volunteer=t.Volunteer.from_row(volunteer_row) if volunteer_row else None,
-        )
+        assert ctx.actor.account_id is not None
+        return t.Viewer(roles=sorted({g.role for g in ctx.actor.grants}), account_id=ctx.actor.account_id,
+                        volunteer_id=ctx.actor.volunteer_id)
 
     @strawberry.field(description="Figures for a period of days: the city's (city admins), an organization's with "
                       "all its children (its admins), or one's own (volunteers)")
@@ -147,7 +149,7 @@ class Query:
             period = StatsPeriod.model_validate({"from": from_, "to": to})
         except ValidationError as exc:
             raise GraphQLError(exc.errors()[0]["msg"], extensions={"code": "INVALID_PERIOD", "field": "to"}) from None
-        async with ctx.db.read() as session:
+        async with ctx.reads.session() as session:
             figures = await stats.city_stats(session, ctx.actor, period)
         loaders = ctx.loaders
         orgs = await loaders.organization.load_many([b.key for b in figures.by_organization])

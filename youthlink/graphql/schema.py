@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import nullcontext
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import strawberry
 from graphql import ASTValidationRule, ExecutableDefinitionNode, GraphQLError
@@ -16,19 +18,23 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
-    ValidationCache,
+    SchemaExtension,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import validate_document
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult
 
 from youthlink.config import Settings, get_settings
+from youthlink.db.uow import RequestReads
 from youthlink.errors import DomainError
 from youthlink.graphql.accounts import AccountsMutation
+from youthlink.graphql.execution import LeanExecutionContext
 from youthlink.graphql.hours import HoursMutation, HoursQuery
 from youthlink.graphql.management import ManagementMutation
 from youthlink.graphql.matching import MatchingMutation, MatchingQuery
 from youthlink.graphql.mutations import Mutation
+from youthlink.graphql.public_cache import PublicResponseCache
 from youthlink.graphql.queries import Query
 from youthlink.graphql.types import (
     Organization,
@@ -90,18 +96,71 @@ def guard_rules(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
     return (*(unless_fragments_unknown(rule) for rule in depth), *aliases)
 
 
+class TextValidationCache(SchemaExtension):
+    """Validation results cached by the query's text.
+
+    strawberry's ValidationCache keys its LRU cache on the parsed document, and hashing a graphql-core
+    document walks its whole syntax tree, on every request: about 80,000 hash calls (1-2 ms) for a client that
+    sends its whole operations file. The document is a function of the text (ParserCache, same parse options),
+    so the text, the schema and the rule classes make the key.
+    """
+
+    _results: ClassVar[dict[tuple[Any, ...], list[GraphQLError]]] = {}
+    maxsize = 512
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.query is not None and context.graphql_document is not None:
+            key = (id(context.schema._schema), context.query, context.validation_rules)
+            errors = self._results.get(key)
+            if errors is None:
+                errors = validate_document(context.schema._schema, context.graphql_document,
+                                           context.validation_rules)
+                if len(self._results) >= self.maxsize:
+                    self._results.clear()
+                self._results[key] = errors
+            context.pre_execution_errors = list(errors)
+        yield
+
+
 class GuardedSchema(strawberry.Schema):
     """A schema whose results never carry an unexpected exception's text.
 
     MaskErrors sees only what ends inside its operation hook; an exception raised while parsing or validating
     (a bug in a rule, say) bypasses it and reaches the client as `str(exc)`. The same policy is applied here to
     the final result. strawberry has already logged the original error with its traceback.
+
+    It also gives the request's read connection back as soon as the operation ends, and answers public
+    queries from the app's short-lived cache when it has them (public_cache).
     """
 
+    # Answers to public queries kept for a few seconds (set by the app: api.app.create_app).
+    public_cache: PublicResponseCache | None = None
+
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
-        result = await super().execute(*args, **kwargs)
+        context = kwargs.get("context_value")
+        cache, key, generation = self.public_cache, None, 0
+        actor = getattr(context, "actor", None)
+        reads: RequestReads | None = getattr(context, "reads", None)
+        try:
+            if cache is not None and actor is not None:
+                query = args[0] if args else kwargs.get("query")
+                key = cache.key(query, kwargs.get("operation_name"), kwargs.get("variable_values"), actor)
+                answer = cache.get(key) if key is not None else None
+                if answer is not None:
+                    return ExecutionResult(data=answer, errors=None)
+                generation = cache.generation
+            with reads.current() if reads is not None else nullcontext():
+                result = await super().execute(*args, **kwargs)
+        finally:
+            # The operation is over: its read connection goes back to the pool now, not after the response has
+            # been written (the next request of a busy client would otherwise need a connection more).
+            if reads is not None:
+                await reads.close()
         if result.errors and any(should_mask(error) for error in result.errors):
             result.errors = [masked(error) if should_mask(error) else error for error in result.errors]
+        if cache is not None and key is not None and not result.errors and result.data is not None:
+            cache.put(key, generation, result.data)
         return result
 
 
@@ -110,20 +169,20 @@ def masked(error: GraphQLError) -> GraphQLError:
                         path=error.path)
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+def build_schema(settings: Settings | None = None) -> GuardedSchema:
     settings = settings or get_settings()
     extensions: list[Any] = [
         partial(AddValidationRules, list(guard_rules(settings))),
         partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens),
         partial(ParserCache, maxsize=512),
-        partial(ValidationCache, maxsize=512),
+        TextValidationCache,
         partial(MaskErrors, should_mask_error=should_mask, error_message=MASKED_MESSAGE),
     ]
     if settings.env == "production":
         extensions.append(DisableIntrospection)
     return GuardedSchema(
         query=merge_types("Query", QUERY_PARTS), mutation=merge_types("Mutation", MUTATION_PARTS),
-        types=NODE_TYPES, extensions=extensions,
+        types=NODE_TYPES, extensions=extensions, execution_context_class=LeanExecutionContext,
         config=StrawberryConfig(auto_camel_case=True),
     )
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import strawberry
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 from strawberry import relay
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from youthlink.config import get_settings
@@ -86,7 +89,81 @@ async def related(info: Info, relation: str, parent_id: uuid.UUID, first: int | 
                   convert: Callable[[Any], Any]) -> Any:
     """A relationship connection, through the request's batched loader for `relation` (reads.RELATIONS)."""
     page = await context_of(info).loaders.page(relation, parent_id, first, after)
-    return build_connection(CountedConnection, page, convert, after)
+    connection = build_connection(CountedConnection, page, convert, after)
+    if connection.edges:
+        await prefetch(info, [edge.node for edge in connection.edges], "edges", "node")
+    return connection
+
+
+def load_now_or_later(loader: DataLoader[Any, Any], key: Any, convert: Callable[[Any], Any]) -> Any:
+    """`convert` of the loader's row for `key` (None when missing or invisible): at once when the loader has
+    it already (see `prefetch`), else an awaitable. A field that finds its row loaded completes without a
+    coroutine, and a list whose items all do so completes without any (no tasks, no gather)."""
+    future = loader.load(key)
+    if isinstance(future, asyncio.Future) and future.done():
+        row = future.result()
+        return convert(row) if row is not None else None
+    return _convert_later(future, convert)
+
+
+async def _convert_later(future: Awaitable[Any], convert: Callable[[Any], Any]) -> Any:
+    row = await future
+    return convert(row) if row is not None else None
+
+
+# Relationship fields that prefetch can load for a whole list at once: for each type, the GraphQL field, the
+# loader it reads through and the row attribute holding the key (None: no related object). Filled in below.
+RELATIONSHIPS: dict[type, dict[str, tuple[str, str]]] = {}
+
+
+def selected(info: Info, *path: str) -> set[str]:
+    """Names of the fields selected under `path` below the current field (through fragments, ignoring
+    @skip/@include: at worst a skipped relationship is loaded for nothing)."""
+    raw = info._raw_info
+    nodes: list[Any] = list(raw.field_nodes)
+    for name in (*path, None):
+        names: set[str] = set()
+        children: list[Any] = []
+        pending = [sel for node in nodes if node.selection_set for sel in node.selection_set.selections]
+        while pending:
+            selection = pending.pop()
+            if isinstance(selection, FieldNode):
+                names.add(selection.name.value)
+                if selection.name.value == name:
+                    children.append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                pending.extend(selection.selection_set.selections)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = raw.fragments.get(selection.name.value)
+                if fragment is not None:
+                    pending.extend(fragment.selection_set.selections)
+        if name is None:
+            return names
+        nodes = children
+    return set()  # pragma: no cover
+
+
+async def prefetch(info: Info, items: Sequence[Any], *path: str) -> None:
+    """Load, for a list of objects of one type, the relationships the query selects under `path`: one batch
+    per relationship through the request's loaders (the same statements and visibility as one by one), so
+    the items' relationship fields then complete at once (load_now_or_later)."""
+    if not items:
+        return
+    relationships = RELATIONSHIPS.get(type(items[0]))
+    if not relationships:
+        return
+    wanted = selected(info, *path) & relationships.keys()
+    if not wanted:
+        return
+    loaders = context_of(info).loaders
+    batches = []
+    for field_name in sorted(wanted):
+        loader_name, attribute = relationships[field_name]
+        keys = [key for key in dict.fromkeys(getattr(item.row, attribute) for item in items) if key is not None]
+        if keys:
+            batches.append(getattr(loaders, loader_name).load_many(keys))
+    if batches:
+        await asyncio.gather(*batches)
 
 
 @strawberry.type
@@ -136,18 +213,16 @@ class Organization(relay.Node):
         return await _resolve(info, "organization", cls, node_ids)
 
     @strawberry.field
-    async def parent(self, info: Info) -> Organization | None:
+    def parent(self, info: Info) -> Organization | None:
         if self.row.parent_id is None:
             return None
-        row = await context_of(info).loaders.organization.load(self.row.parent_id)
-        return Organization.from_row(row) if row else None
+        return load_now_or_later(context_of(info).loaders.organization, self.row.parent_id, Organization.from_row)
 
     @strawberry.field
-    async def town(self, info: Info) -> Town | None:
+    def town(self, info: Info) -> Town | None:
         if self.row.town_id is None:
             return None
-        row = await context_of(info).loaders.town.load(self.row.town_id)
-        return Town.from_row(row) if row else None
+        return load_now_or_later(context_of(info).loaders.town, self.row.town_id, Town.from_row)
 
     @strawberry.field(description="Child organizations (town committees, branches)")
     async def children(self, info: Info, first: int | None = None, after: str | None = None
@@ -198,9 +273,9 @@ class Team(relay.Node):
         return await context_of(info).loaders.member_count.load(self.row.id) or 0
 
     @strawberry.field
-    async def organization(self, info: Info) -> Organization | None:
-        row = await context_of(info).loaders.organization.load(self.row.organization_id)
-        return Organization.from_row(row) if row else None
+    def organization(self, info: Info) -> Organization | None:
+        return load_now_or_later(context_of(info).loaders.organization, self.row.organization_id,
+                                 Organization.from_row)
 
     @strawberry.field(description="Members with their role; for the team's leaders and the organization's admins")
     async def members(self, info: Info, first: int | None = None, after: str | None = None
@@ -256,14 +331,12 @@ class TeamMembership(relay.Node):
         return out
 
     @strawberry.field
-    async def team(self, info: Info) -> Team | None:
-        row = await context_of(info).loaders.team.load(self.row.team_id)
-        return Team.from_row(row) if row else None
+    def team(self, info: Info) -> Team | None:
+        return load_now_or_later(context_of(info).loaders.team, self.row.team_id, Team.from_row)
 
     @strawberry.field
-    async def volunteer(self, info: Info) -> Volunteer | None:
-        row = await context_of(info).loaders.volunteer.load(self.row.volunteer_id)
-        return Volunteer.from_row(row) if row else None
+    def volunteer(self, info: Info) -> Volunteer | None:
+        return load_now_or_later(context_of(info).loaders.volunteer, self.row.volunteer_id, Volunteer.from_row)
 
 
 ProjectRole = strawberry.enum(enums.ProjectRole)
@@ -297,9 +370,9 @@ class Project(relay.Node):
         return await _resolve(info, "project", cls, node_ids)
 
     @strawberry.field
-    async def owner(self, info: Info) -> Organization | None:
-        row = await context_of(info).loaders.organization.load(self.row.owner_organization_id)
-        return Organization.from_row(row) if row else None
+    def owner(self, info: Info) -> Organization | None:
+        return load_now_or_later(context_of(info).loaders.organization, self.row.owner_organization_id,
+                                 Organization.from_row)
 
     @strawberry.field(description="The owner first, then partner organizations")
     async def organizations(self, info: Info) -> list[ProjectOrganization]:
@@ -368,30 +441,27 @@ class Task(relay.Node):
         return tasks.current_checkin_code(self.row)
 
     @strawberry.field
-    async def organization(self, info: Info) -> Organization | None:
-        row = await context_of(info).loaders.organization.load(self.row.organization_id)
-        return Organization.from_row(row) if row else None
+    def organization(self, info: Info) -> Organization | None:
+        return load_now_or_later(context_of(info).loaders.organization, self.row.organization_id,
+                                 Organization.from_row)
 
     @strawberry.field
-    async def town(self, info: Info) -> Town | None:
+    def town(self, info: Info) -> Town | None:
         if self.row.town_id is None:
             return None
-        row = await context_of(info).loaders.town.load(self.row.town_id)
-        return Town.from_row(row) if row else None
+        return load_now_or_later(context_of(info).loaders.town, self.row.town_id, Town.from_row)
 
     @strawberry.field
-    async def project(self, info: Info) -> Project | None:
+    def project(self, info: Info) -> Project | None:
         if self.row.project_id is None:
             return None
-        row = await context_of(info).loaders.project.load(self.row.project_id)
-        return Project.from_row(row) if row else None
+        return load_now_or_later(context_of(info).loaders.project, self.row.project_id, Project.from_row)
 
     @strawberry.field
-    async def team(self, info: Info) -> Team | None:
+    def team(self, info: Info) -> Team | None:
         if self.row.team_id is None:
             return None
-        row = await context_of(info).loaders.team.load(self.row.team_id)
-        return Team.from_row(row) if row else None
+        return load_now_or_later(context_of(info).loaders.team, self.row.team_id, Team.from_row)
 
     @strawberry.field(description="All sign-ups for those who run the task; a volunteer sees their own")
     async def signups(self, info: Info, first: int | None = None, after: str | None = None
@@ -497,19 +567,16 @@ class Signup(relay.Node):
         return await _resolve(info, "signup", cls, node_ids)
 
     @strawberry.field
-    async def task(self, info: Info) -> Task | None:
-        row = await context_of(info).loaders.task.load(self.row.task_id)
-        return Task.from_row(row) if row else None
+    def task(self, info: Info) -> Task | None:
+        return load_now_or_later(context_of(info).loaders.task, self.row.task_id, Task.from_row)
 
     @strawberry.field
-    async def volunteer(self, info: Info) -> Volunteer | None:
-        row = await context_of(info).loaders.volunteer.load(self.row.volunteer_id)
-        return Volunteer.from_row(row) if row else None
+    def volunteer(self, info: Info) -> Volunteer | None:
+        return load_now_or_later(context_of(info).loaders.volunteer, self.row.volunteer_id, Volunteer.from_row)
 
     @strawberry.field
-    async def service_record(self, info: Info) -> ServiceRecord | None:
-        row = await context_of(info).loaders.record_by_signup.load(self.row.id)
-        return ServiceRecord.from_row(row) if row else None
+    def service_record(self, info: Info) -> ServiceRecord | None:
+        return load_now_or_later(context_of(info).loaders.record_by_signup, self.row.id, ServiceRecord.from_row)
 
     @strawberry.field(description="The matcher's breakdown of matchScore and the reason for its decision")
     def match_explanation(self) -> Annotated[MatchExplanation, strawberry.lazy("youthlink.graphql.matching")] | None:
@@ -560,21 +627,33 @@ class ServiceRecord(relay.Node):
         return self.row.status is enums.RecordStatus.PENDING and hours_domain.is_due_soon(self.row.due_on)
 
     @strawberry.field(description="The organizing unit")
-    async def organization(self, info: Info) -> Organization | None:
-        row = await context_of(info).loaders.organization.load(self.row.organization_id)
-        return Organization.from_row(row) if row else None
+    def organization(self, info: Info) -> Organization | None:
+        return load_now_or_later(context_of(info).loaders.organization, self.row.organization_id,
+                                 Organization.from_row)
 
     @strawberry.field(description="Null for offline (imported) records")
-    async def task(self, info: Info) -> Task | None:
+    def task(self, info: Info) -> Task | None:
         if self.row.task_id is None:
             return None
-        row = await context_of(info).loaders.task.load(self.row.task_id)
-        return Task.from_row(row) if row else None
+        return load_now_or_later(context_of(info).loaders.task, self.row.task_id, Task.from_row)
 
     @strawberry.field
-    async def volunteer(self, info: Info) -> Volunteer | None:
-        row = await context_of(info).loaders.volunteer.load(self.row.volunteer_id)
-        return Volunteer.from_row(row) if row else None
+    def volunteer(self, info: Info) -> Volunteer | None:
+        return load_now_or_later(context_of(info).loaders.volunteer, self.row.volunteer_id, Volunteer.from_row)
+
+
+RELATIONSHIPS.update({
+    Organization: {"parent": ("organization", "parent_id"), "town": ("town", "town_id")},
+    Team: {"organization": ("organization", "organization_id")},
+    TeamMembership: {"team": ("team", "team_id"), "volunteer": ("volunteer", "volunteer_id")},
+    Project: {"owner": ("organization", "owner_organization_id")},
+    Task: {"organization": ("organization", "organization_id"), "town": ("town", "town_id"),
+           "project": ("project", "project_id"), "team": ("team", "team_id")},
+    Signup: {"task": ("task", "task_id"), "volunteer": ("volunteer", "volunteer_id"),
+             "serviceRecord": ("record_by_signup", "id")},
+    ServiceRecord: {"organization": ("organization", "organization_id"), "task": ("task", "task_id"),
+                    "volunteer": ("volunteer", "volunteer_id")},
+})
 
 
 @strawberry.type
@@ -597,11 +676,26 @@ class UserError:
     code: str
 
 
+async def _viewer_name(root: Viewer, info: Info) -> str:
+    return await context_of(info).loaders.account_name.load(root.account_id) or ""
+
+
+async def _viewer_volunteer(root: Viewer, info: Info) -> Volunteer | None:
+    if root.volunteer_id is None:
+        return None
+    row = await context_of(info).loaders.volunteer.load(root.volunteer_id)
+    return Volunteer.from_row(row) if row else None
+
+
 @strawberry.type
 class Viewer:
-    name: str
+    """Who is logged in; each part is read only when asked for."""
+
+    name: str = strawberry.field(resolver=_viewer_name)
     roles: list[Role]  # type: ignore[valid-type]
-    volunteer: Volunteer | None
+    volunteer: Volunteer | None = strawberry.field(resolver=_viewer_volunteer)
+    account_id: strawberry.Private[uuid.UUID]
+    volunteer_id: strawberry.Private[uuid.UUID | None]
 
 
 # Statistics

@@ -1,0 +1,130 @@
+"""The lean executor (youthlink.graphql.execution) answers exactly as graphql-core does: data, errors, paths."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+import strawberry
+from sqlalchemy import insert
+from strawberry import relay
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from tests import factories
+from tests.conftest import operation
+from youthlink.config import Settings
+from youthlink.db.models import Signup
+from youthlink.db.models.enums import SignupStatus
+from youthlink.domain import accounts
+from youthlink.graphql.context import Context
+from youthlink.graphql.execution import LeanExecutionContext
+from youthlink.graphql.schema import build_schema
+
+
+def answer(result: Any) -> bytes:
+    errors = sorted((e.formatted for e in result.errors or []), key=lambda e: orjson.dumps(e))
+    return orjson.dumps({"data": result.data, "errors": errors})
+
+
+# A small schema whose plain fields go wrong in every way the executor distinguishes.
+
+@strawberry.type
+class Leaf:
+    name: str | None
+    count: int
+    tags: list[str]
+    maybe_tags: list[str | None] | None
+
+
+@strawberry.type
+class Thing(relay.Node):
+    id: relay.NodeID[str]
+    label: str
+    leaf: Leaf
+    maybe_leaf: Leaf | None
+    leaves: list[Leaf]
+    maybe_leaves: list[Leaf | None]
+
+    @strawberry.field
+    def failing(self) -> str:
+        raise ValueError("no")
+
+    @strawberry.field
+    async def later(self) -> Leaf:
+        return self.leaf
+
+
+def leaf(name: str | None = "a", count: Any = 1, tags: Any = ("x",), maybe_tags: Any = None) -> Leaf:
+    return Leaf(name=name, count=count, tags=list(tags), maybe_tags=maybe_tags)
+
+
+def thing(**overrides: Any) -> Thing:
+    values: dict[str, Any] = dict(id="1", label="t", leaf=leaf(), maybe_leaf=None, leaves=[leaf(), leaf("b")],
+                                  maybe_leaves=[leaf(), None])
+    values.update(overrides)
+    return Thing(**values)
+
+
+SOURCES = {
+    "fine": thing(),
+    "non-null leaf null": thing(label=None),
+    "leaf of the wrong type": thing(leaf=leaf(count="many")),
+    "null in a non-null object": thing(leaf=None),
+    "null item in a non-null list": thing(leaves=[leaf(), None]),
+    "wrong object in a list": thing(leaves=[leaf(), "oops"]),
+    "null in a nested non-null leaf": thing(leaves=[leaf(), Leaf(name="c", count=None, tags=[], maybe_tags=None)]),
+    "null item in a list of non-null strings": thing(leaf=leaf(tags=["x", None])),
+    "nullable list items": thing(maybe_leaf=leaf(maybe_tags=["y", None])),
+}
+QUERY = """{ things {
+  id label failing later { name count }
+  leaf { name count tags maybeTags } maybeLeaf { name maybeTags }
+  leaves { name count tags } maybeLeaves { name }
+  ... on Thing { alias: label }
+} }"""
+
+
+@pytest.mark.parametrize("case", list(SOURCES))
+async def test_plain_fields_fail_as_in_graphql_core(case: str) -> None:
+    @strawberry.type
+    class Query:
+        @strawberry.field
+        def things(self) -> list[Thing]:
+            return [SOURCES[case], thing(id="2")]
+
+    lean = strawberry.Schema(Query, execution_context_class=LeanExecutionContext)
+    plain = strawberry.Schema(Query, execution_context_class=StrawberryGraphQLCoreExecutionContext)
+    assert answer(await lean.execute(QUERY)) == answer(await plain.execute(QUERY))
+
+
+async def test_client_operations_answer_the_same(db: Any, clean: None) -> None:
+    # given tasks, sign-ups and a volunteer who has some
+    admin, _ = await factories.admin(db)
+    tasks = [await factories.task(db, admin, slots=5) for _ in range(3)]
+    volunteers = await factories.many_volunteers(db, 3)
+    async with db.unit_of_work() as session:
+        await session.execute(insert(Signup), [
+            {"id": uuid.uuid4(), "task_id": t.id, "volunteer_id": v, "status": SignupStatus.CONFIRMED}
+            for t in tasks for v, _ in volunteers])
+    lean = build_schema(Settings(env="test"))
+    plain = build_schema(Settings(env="test"))
+    plain.execution_context_class = StrawberryGraphQLCoreExecutionContext
+    async with db.read() as session:
+        viewer = await accounts.actor_from_token(session, volunteers[0][1])
+    roster = {"id": relay.to_base64("Task", str(tasks[0].id))}
+
+    # when each query runs under both executors, then the answers are identical
+    for actor, name, variables in ((viewer, "OpenTasks", {"first": 2}), (viewer, "Me", {}), (viewer, "Towns", {}),
+                                   (admin, "TaskRoster", roster), (admin, "OrganizationNetwork", {})):
+        answers = []
+        for schema in (lean, plain):
+            context = Context(db=db, actor=actor)
+            try:
+                answers.append(answer(await schema.execute(operation(name), variable_values=variables,
+                                                           context_value=context)))
+            finally:
+                await context.reads.close()
+        assert answers[0] == answers[1], name
+        assert b'"errors":[]' in answers[0], answers[0][:500]
