@@ -25,7 +25,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import yaml
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,8 +96,13 @@ async def load_reference(session: AsyncSession) -> None:
     orgs = {o.name: o for o in (await session.scalars(select(Organization))).all()}
     await _upsert(session, Project, [
         {"id": uuid.uuid4(), "name": p["name"], "owner_organization_id": orgs[p["owner"]].id,
-         "description": p.get("description", "")} for p in data["projects"]
+         "description": p.get("description", ""), "outcome_kind": p.get("outcome")} for p in data["projects"]
     ], "name")
+    # Brand projects loaded before they declared an outcome kind get it now.
+    for p in data["projects"]:
+        if p.get("outcome"):
+            await session.execute(update(Project).where(Project.name == p["name"], Project.outcome_kind.is_(None))
+                                  .values(outcome_kind=p["outcome"]))
     projects = {p.name: p for p in (await session.scalars(select(Project))).all()}
     partners = [{"project_id": projects[p["name"]].id, "organization_id": orgs[name].id}
                 for p in data["projects"] for name in p.get("partners", [])]

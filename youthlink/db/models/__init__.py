@@ -12,6 +12,7 @@ from youthlink.db.models.hours import (
 from youthlink.db.models.imports import VolunteerImport
 from youthlink.db.models.notifications import Notification, NotificationDelivery, NotificationPreference
 from youthlink.db.models.ops import AuditEntry, OutboxJob
+from youthlink.db.models.outcomes import ServiceOutcome, ServiceOutcomeLine
 from youthlink.db.models.people import Account, RoleGrant, Volunteer
 from youthlink.db.models.reference import (
     Organization,
@@ -42,6 +43,8 @@ __all__ = [
     "ProjectPartner",
     "ProjectTeam",
     "RoleGrant",
+    "ServiceOutcome",
+    "ServiceOutcomeLine",
     "ServiceRecord",
     "Signup",
     "StarLevelAward",

@@ -81,3 +81,27 @@ class JobState(enum.StrEnum):
     PENDING = "PENDING"
     DONE = "DONE"
     PARKED = "PARKED"
+
+
+class OutcomeKind(enum.StrEnum):
+    """What a brand project's tasks record as their service outcome (服务成效)."""
+
+    LITTER = "LITTER"  # a beach clean-up (海洋净滩): litter collected, by category and weight
+    RIVER_PATROL = "RIVER_PATROL"  # a river patrol (河小二): the stretch patrolled and the problems reported
+
+
+class LitterCategory(enum.StrEnum):
+    PLASTIC = "PLASTIC"
+    GLASS = "GLASS"
+    METAL = "METAL"
+    PAPER = "PAPER"
+    FISHING_GEAR = "FISHING_GEAR"
+    OTHER = "OTHER"
+
+
+class ProblemCategory(enum.StrEnum):
+    POLLUTION = "POLLUTION"
+    ILLEGAL_FISHING = "ILLEGAL_FISHING"
+    GARBAGE = "GARBAGE"
+    DAMAGED_FACILITIES = "DAMAGED_FACILITIES"
+    OTHER = "OTHER"

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from youthlink.db.base import Base, created_at, uuid_pk
 from youthlink.db.models._types import str_enum
-from youthlink.db.models.enums import OrganizationKind, TeamRole, TownKind
+from youthlink.db.models.enums import OrganizationKind, OutcomeKind, TeamRole, TownKind
 
 
 class Town(Base):
@@ -80,7 +80,11 @@ class Project(Base):
         UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="RESTRICT"), index=True
     )
     description: Mapped[str] = mapped_column(Text, default="")
+    # The service outcome its tasks record (None: the project records none).
+    outcome_kind: Mapped[OutcomeKind | None] = mapped_column(str_enum(OutcomeKind, "outcome_kind"))
     created_at: Mapped[datetime] = created_at()
+    # The target of service_outcomes' (project, kind) foreign key: an outcome is of its project's kind.
+    __table_args__ = (UniqueConstraint("id", "outcome_kind"),)
 
 
 class ProjectPartner(Base):
