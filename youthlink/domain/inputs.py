@@ -16,7 +16,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from youthlink.db.models.enums import AssignmentMode, OrganizationKind
+from youthlink.db.models.enums import (
+    AssignmentMode,
+    LitterCategory,
+    OrganizationKind,
+    OutcomeKind,
+    ProblemCategory,
+)
+from youthlink.db.models.outcomes import MAX_ITEMS, MAX_KG, MAX_KM, MAX_PROBLEMS
 
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 SKILL_RE = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
@@ -198,3 +205,53 @@ class CreateProject(Command):
     owner_organization_id: uuid.UUID
     name: str = Field(min_length=2, max_length=128)
     description: str = Field(default="", max_length=5000)
+    outcome_kind: OutcomeKind | None = None
+
+
+class LitterLine(Command):
+    category: LitterCategory
+    kg: Decimal = Field(gt=0, le=MAX_KG, decimal_places=2)
+    items: int | None = Field(default=None, ge=1, le=MAX_ITEMS)
+
+
+class ProblemLine(Command):
+    category: ProblemCategory
+    count: int = Field(ge=1, le=MAX_PROBLEMS)
+
+
+class RiverPatrol(Command):
+    km: Decimal = Field(gt=0, le=MAX_KM, decimal_places=2)
+    problems_reported: int = Field(ge=0, le=MAX_PROBLEMS)
+    problems: list[ProblemLine] = Field(default=[], max_length=len(ProblemCategory))
+
+    @model_validator(mode="after")
+    def _problems(self) -> RiverPatrol:
+        if len({p.category for p in self.problems}) != len(self.problems):
+            raise rule_error("DUPLICATE_CATEGORY", "每个问题类别只能填写一次", "patrol.problems")
+        if sum(p.count for p in self.problems) > self.problems_reported:
+            raise rule_error("PROBLEMS_EXCEED_TOTAL", "分类问题数之和不能超过上报问题总数", "patrol.problems")
+        return self
+
+
+class RecordOutcome(Command):
+    """A task's service outcome: litter by category (a beach clean-up) or a river patrol; exactly one."""
+
+    task_id: uuid.UUID
+    litter: list[LitterLine] | None = Field(default=None, max_length=len(LitterCategory))
+    patrol: RiverPatrol | None = None
+    note: str = Field(default="", max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RecordOutcome:
+        if (self.litter is None) == (self.patrol is None):
+            raise rule_error("ONE_OUTCOME_KIND", "请填写垃圾清理或巡河其中一项", "litter")
+        if self.litter is not None:
+            if not self.litter:
+                raise rule_error("NO_LITTER", "请至少填写一类垃圾", "litter")
+            if len({line.category for line in self.litter}) != len(self.litter):
+                raise rule_error("DUPLICATE_CATEGORY", "每个垃圾类别只能填写一次", "litter")
+        return self
+
+    @property
+    def kind(self) -> OutcomeKind:
+        return OutcomeKind.LITTER if self.litter is not None else OutcomeKind.RIVER_PATROL

@@ -199,10 +199,11 @@ async def create_project(session: AsyncSession, actor: Actor, command: CreatePro
     if await session.scalar(select(Project.id).where(Project.name == command.name)):
         raise Conflict("NAME_TAKEN", "名称已被使用", "name")
     project = Project(owner_organization_id=command.owner_organization_id, name=command.name,
-                      description=command.description)
+                      description=command.description, outcome_kind=command.outcome_kind)
     session.add(project)
     await session.flush()
-    audit.record(session, actor.account_id, "project.create", "project", project.id, name=project.name)
+    audit.record(session, actor.account_id, "project.create", "project", project.id, name=project.name,
+                 outcome_kind=command.outcome_kind.value if command.outcome_kind else None)
     return project
 
 
