@@ -84,6 +84,8 @@ class CityStats:
     monthly: list[Month] = field(default_factory=list)
     star_levels: list[tuple[int, int]] = field(default_factory=list)
     source: str = "ledger"
+    scope: Scope = field(default_factory=Scope)  # whose figures, and for which period (outcomes.totals reads them)
+    period: StatsPeriod | None = None
 
     @property
     def fill_rate(self) -> float:
@@ -309,6 +311,8 @@ async def overview(session: AsyncSession, scope: Scope, period: StatsPeriod, *, 
         monthly=monthly,
         star_levels=[(lvl, stars.get(lvl, 0)) for lvl in range(len(STAR_THRESHOLDS) + 1)],
         source="rollups" if use_rollups else "ledger",
+        scope=scope,
+        period=period,
     )
 
 

@@ -16,7 +16,7 @@ from strawberry.dataloader import DataLoader
 
 from youthlink.db.models import Organization, Project, Team, Town
 from youthlink.db.uow import RequestReads
-from youthlink.domain import pagination, reads
+from youthlink.domain import outcomes, pagination, reads
 from youthlink.domain.actor import Actor
 from youthlink.domain.pagination import Page
 
@@ -47,6 +47,7 @@ class Loaders:
         self.project_totals = self._by_key(lambda s, _, ids: reads.project_totals(s, ids))
         self.project_organizations = self._by_key(lambda s, _, ids: reads.project_organizations(s, ids))
         self.account_name = self._by_key(lambda s, _, ids: reads.account_names(s, ids))
+        self.task_outcome = self._by_key(lambda s, _, ids: outcomes.reports(s, ids))
         self._pages = self._relation_pages()
 
     async def scope(self, session: AsyncSession) -> reads.Scope:

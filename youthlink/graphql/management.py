@@ -53,6 +53,8 @@ class CreateProjectInput:
     owner_organization_id: strawberry.ID
     name: str
     description: str = ""
+    outcome_kind: t.OutcomeKind | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="The service outcome its tasks record (null: none)")
 
 
 @strawberry.input
@@ -186,7 +188,7 @@ class ManagementMutation:
         async def action(session: AsyncSession, actor: Actor) -> Any:
             command = inputs.CreateProject(
                 owner_organization_id=decode_id(input.owner_organization_id, "Organization", "ownerOrganizationId"),
-                name=input.name, description=input.description,
+                name=input.name, description=input.description, outcome_kind=input.outcome_kind,
             )
             return await management.create_project(session, actor, command)
 

@@ -187,4 +187,5 @@ class Query:
             hours_per_volunteer=figures.hours_per_volunteer,
             no_shows=figures.no_shows,
             no_show_rate=figures.no_show_rate,
+            figures=figures,
         )

@@ -34,6 +34,7 @@ from youthlink.graphql.hours import HoursMutation, HoursQuery
 from youthlink.graphql.management import ManagementMutation
 from youthlink.graphql.matching import MatchingMutation, MatchingQuery
 from youthlink.graphql.mutations import Mutation
+from youthlink.graphql.outcomes import OutcomesMutation
 from youthlink.graphql.public_cache import PublicResponseCache
 from youthlink.graphql.queries import Query
 from youthlink.graphql.types import (
@@ -50,7 +51,8 @@ from youthlink.graphql.types import (
 
 # Each area adds its root fields in its own module; the schema merges them here.
 QUERY_PARTS: tuple[type, ...] = (Query, HoursQuery, MatchingQuery)
-MUTATION_PARTS: tuple[type, ...] = (Mutation, AccountsMutation, ManagementMutation, HoursMutation, MatchingMutation)
+MUTATION_PARTS: tuple[type, ...] = (Mutation, AccountsMutation, ManagementMutation, HoursMutation, MatchingMutation,
+                                    OutcomesMutation)
 NODE_TYPES = [Town, Organization, Team, TeamMembership, Project, Task, Signup, Volunteer, ServiceRecord]
 
 

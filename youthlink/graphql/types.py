@@ -26,6 +26,7 @@ from youthlink.graphql.context import context_of
 
 if TYPE_CHECKING:
     from youthlink.graphql.matching import MatchExplanation
+    from youthlink.graphql.outcomes import ProjectOutcomes, ServiceOutcome
 
 TaskStatus = strawberry.enum(enums.TaskStatus)
 SignupStatus = strawberry.enum(enums.SignupStatus)
@@ -35,6 +36,9 @@ RecordSource = strawberry.enum(enums.RecordSource)
 OrganizationKind = strawberry.enum(enums.OrganizationKind)
 TownKind = strawberry.enum(enums.TownKind)
 Role = strawberry.enum(enums.Role)
+OutcomeKind = strawberry.enum(enums.OutcomeKind)
+LitterCategory = strawberry.enum(enums.LitterCategory)
+ProblemCategory = strawberry.enum(enums.ProblemCategory)
 
 N = TypeVar("N")
 
@@ -365,6 +369,10 @@ class Project(relay.Node):
     def from_row(cls, row: models.Project) -> Project:
         return cls(id=str(row.id), name=row.name, description=row.description, row=row)
 
+    @strawberry.field(description="The service outcome its tasks record (null: none)")
+    def outcome_kind(self) -> OutcomeKind | None:  # type: ignore[valid-type]
+        return self.row.outcome_kind
+
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list[Any]:
         return await _resolve(info, "project", cls, node_ids)
@@ -472,6 +480,15 @@ class Task(relay.Node):
     async def service_records(self, info: Info, first: int | None = None, after: str | None = None
                               ) -> CountedConnection[ServiceRecord]:
         return await related(info, "task.serviceRecords", self.row.id, first, after, ServiceRecord.from_row)
+
+    @strawberry.field(description="Its service outcome, for a task of a project that records one (null: none yet)")
+    def outcome(self, info: Info) -> Annotated[ServiceOutcome, strawberry.lazy("youthlink.graphql.outcomes")] | None:
+        if self.row.project_id is None:
+            return None
+        from youthlink.graphql import outcomes  # imported here: its types are built on these
+
+        return load_now_or_later(context_of(info).loaders.task_outcome, self.row.id,
+                                 outcomes.ServiceOutcome.from_report)
 
 
 @strawberry.type
@@ -648,7 +665,7 @@ RELATIONSHIPS.update({
     TeamMembership: {"team": ("team", "team_id"), "volunteer": ("volunteer", "volunteer_id")},
     Project: {"owner": ("organization", "owner_organization_id")},
     Task: {"organization": ("organization", "organization_id"), "town": ("town", "town_id"),
-           "project": ("project", "project_id"), "team": ("team", "team_id")},
+           "project": ("project", "project_id"), "team": ("team", "team_id"), "outcome": ("task_outcome", "id")},
     Signup: {"task": ("task", "task_id"), "volunteer": ("volunteer", "volunteer_id"),
              "serviceRecord": ("record_by_signup", "id")},
     ServiceRecord: {"organization": ("organization", "organization_id"), "task": ("task", "task_id"),
@@ -762,6 +779,15 @@ class CityStats:
     no_shows: int
     no_show_rate: float = strawberry.field(
         description="Of the sign-ups that ended (credited with an approved record, or marked no-show), the no-shows")
+    figures: strawberry.Private[Any] = None  # the domain's CityStats (its scope and period)
+
+    @strawberry.field(description="Service outcomes per project (litter collected, rivers patrolled) of the tasks "
+                                  "that started in the period, in the same scope as the other figures")
+    async def outcomes(self, info: Info
+                       ) -> list[Annotated[ProjectOutcomes, strawberry.lazy("youthlink.graphql.outcomes")]]:
+        from youthlink.graphql import outcomes
+
+        return await outcomes.project_outcomes(info, self.figures)
 
 
 def rows_in_order(rows: Sequence[Any], convert: Callable[[Any], Any]) -> list[Any]:
