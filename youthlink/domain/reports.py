@@ -1,7 +1,7 @@
-"""Monthly and quarterly reports: the CityOverview figures as an XLSX workbook (one sheet per breakdown,
-Chinese headers, numbers as numbers) or one CSV, for the city (city admins) or an organization with its
-children (its admins). The 1st of each month, the `stats.monthly_report` job tells the city admins that last
-month's report is ready (once per month and admin)."""
+"""Monthly and quarterly reports: the CityOverview figures as an XLSX workbook (one sheet per breakdown, and
+one for the service outcomes; Chinese headers, numbers as numbers) or one CSV, for the city (city admins) or an
+organization with its children (its admins). The 1st of each month, the `stats.monthly_report` job tells the
+city admins that last month's report is ready (once per month and admin)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from youthlink.config import get_settings
 from youthlink.db.models import Organization, Project, RoleGrant, Team, Town
-from youthlink.db.models.enums import Role
-from youthlink.domain import notifications, policies, rollups, stats
+from youthlink.db.models.enums import LitterCategory, OutcomeKind, ProblemCategory, Role
+from youthlink.domain import notifications, outcomes, policies, rollups, stats
 from youthlink.domain.actor import Actor
 from youthlink.domain.inputs import StatsPeriod
 from youthlink.errors import Forbidden, Invalid
@@ -106,8 +106,38 @@ async def build(session: AsyncSession, actor: Actor, period_text: str) -> Report
         Sheet("按月", ["月份", "服务时长（小时）", "活跃志愿者", "新注册志愿者"],
               [[m.month, hours(m.hours), m.active_volunteers, m.new_volunteers] for m in figures.monthly]),
         Sheet("星级", ["星级", "志愿者人数"], [[level, n] for level, n in figures.star_levels]),
+        await _outcomes_sheet(session, figures),
     ]
     return Report(period=period_text, scope_name=scope, sheets=sheets)
+
+
+OUTCOME_HEADERS = [
+    "项目", "成效类型", "记录任务数", "垃圾合计（千克）",
+    *(f"{outcomes.LITTER_LABELS[c.value]}（千克）" for c in LitterCategory), "垃圾件数",
+    "巡河里程（公里）", "上报问题数", *(f"{outcomes.PROBLEM_LABELS[c.value]}（个）" for c in ProblemCategory),
+]
+
+
+async def _outcomes_sheet(session: AsyncSession, figures: stats.CityStats) -> Sheet:
+    """服务成效: per project, the outcomes of the period's tasks (litter by category, river patrols); a cell of the
+    other kind's columns is left empty."""
+    assert figures.period is not None
+    found = await outcomes.totals(session, figures.scope, figures.period)
+    names = await _names(session, Project, [p.project_id for p in found])
+    rows: list[list[Any]] = []
+    for p in found:
+        litter = p.kind is OutcomeKind.LITTER
+        kg = {line.category: float(line.kg or 0) for line in p.litter_by_category}
+        problems = {line.category: line.count or 0 for line in p.problems_by_category}
+        rows.append([
+            names.get(p.project_id, str(p.project_id)), "垃圾清理" if litter else "巡河", p.tasks_reported,
+            float(p.litter_kg) if litter else None,
+            *((kg.get(c.value, 0.0) if litter else None) for c in LitterCategory),
+            p.litter_items if litter else None,
+            None if litter else float(p.patrol_km), None if litter else p.problems_reported,
+            *((None if litter else problems.get(c.value, 0)) for c in ProblemCategory),
+        ])
+    return Sheet("服务成效", OUTCOME_HEADERS, rows)
 
 
 def to_xlsx(report: Report) -> bytes:
