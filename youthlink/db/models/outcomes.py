@@ -66,8 +66,8 @@ class ServiceOutcome(Base):
         UniqueConstraint("task_id", "kind"),  # the target of the lines' (task, kind) foreign key
         CheckConstraint(
             f"(kind = 'LITTER' AND patrol_km IS NULL AND problems_reported IS NULL) OR "
-            f"(kind = 'RIVER_PATROL' AND patrol_km > 0 AND patrol_km <= {MAX_KM} "
-            f"AND problems_reported BETWEEN 0 AND {MAX_PROBLEMS})",
+            f"(kind = 'RIVER_PATROL' AND patrol_km IS NOT NULL AND patrol_km > 0 AND patrol_km <= {MAX_KM} "
+            f"AND problems_reported IS NOT NULL AND problems_reported BETWEEN 0 AND {MAX_PROBLEMS})",
             name="figures_of_kind",
         ),
     )
@@ -86,10 +86,11 @@ class ServiceOutcomeLine(Base):
         ForeignKeyConstraint(["task_id", "kind"], ["service_outcomes.task_id", "service_outcomes.kind"],
                              ondelete="CASCADE", name="fk_service_outcome_lines_task_kind_service_outcomes"),
         CheckConstraint(
-            f"(kind = 'LITTER' AND category IN ({_litter}) AND weight_kg > 0 AND weight_kg <= {MAX_KG} "
+            f"(kind = 'LITTER' AND category IN ({_litter}) "
+            f"AND weight_kg IS NOT NULL AND weight_kg > 0 AND weight_kg <= {MAX_KG} "
             f"AND (count IS NULL OR count BETWEEN 1 AND {MAX_ITEMS})) OR "
             f"(kind = 'RIVER_PATROL' AND category IN ({_problems}) AND weight_kg IS NULL "
-            f"AND count BETWEEN 1 AND {MAX_PROBLEMS})",
+            f"AND count IS NOT NULL AND count BETWEEN 1 AND {MAX_PROBLEMS})",
             name="line_of_kind",
         ),
     )

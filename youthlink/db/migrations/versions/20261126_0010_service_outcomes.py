@@ -46,8 +46,8 @@ def upgrade() -> None:
         sa.CheckConstraint("kind IN ('LITTER', 'RIVER_PATROL')", name=op.f("ck_service_outcomes_outcome_kind")),
         sa.CheckConstraint(
             "(kind = 'LITTER' AND patrol_km IS NULL AND problems_reported IS NULL) OR "
-            "(kind = 'RIVER_PATROL' AND patrol_km > 0 AND patrol_km <= 200 "
-            "AND problems_reported BETWEEN 0 AND 1000)",
+            "(kind = 'RIVER_PATROL' AND patrol_km IS NOT NULL AND patrol_km > 0 AND patrol_km <= 200 "
+            "AND problems_reported IS NOT NULL AND problems_reported BETWEEN 0 AND 1000)",
             name=op.f("ck_service_outcomes_figures_of_kind")),
         sa.ForeignKeyConstraint(["task_id", "project_id"], ["tasks.id", "tasks.project_id"], ondelete="CASCADE",
                                 name="fk_service_outcomes_task_project_tasks"),
@@ -67,10 +67,11 @@ def upgrade() -> None:
         sa.Column("count", sa.Integer(), nullable=True),
         sa.CheckConstraint("kind IN ('LITTER', 'RIVER_PATROL')", name=op.f("ck_service_outcome_lines_outcome_kind")),
         sa.CheckConstraint(
-            f"(kind = 'LITTER' AND category IN ({LITTER}) AND weight_kg > 0 AND weight_kg <= 10000 "
+            f"(kind = 'LITTER' AND category IN ({LITTER}) "
+            f"AND weight_kg IS NOT NULL AND weight_kg > 0 AND weight_kg <= 10000 "
             f"AND (count IS NULL OR count BETWEEN 1 AND 1000000)) OR "
             f"(kind = 'RIVER_PATROL' AND category IN ({PROBLEMS}) AND weight_kg IS NULL "
-            f"AND count BETWEEN 1 AND 1000)",
+            f"AND count IS NOT NULL AND count BETWEEN 1 AND 1000)",
             name=op.f("ck_service_outcome_lines_line_of_kind")),
         sa.ForeignKeyConstraint(["task_id", "kind"], ["service_outcomes.task_id", "service_outcomes.kind"],
                                 ondelete="CASCADE", name="fk_service_outcome_lines_task_kind_service_outcomes"),
