@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from tests import factories
 from tests.conftest import GraphQL, operation
-from youthlink.db.models import Organization, Task, Team
+from youthlink.db.models import Organization, Project, Task, Team
 from youthlink.db.models.enums import AssignmentMode, Role
 from youthlink.domain import hours, management, signups, tasks
 from youthlink.domain.actor import Actor
@@ -366,6 +366,16 @@ async def _call_up(w: World) -> tuple[str, dict[str, Any]]:
             {"i": {"teamId": gid("Team", w.team.id), "taskId": gid("Task", task.id), "quota": 1}})
 
 
+async def _record_outcome(w: World) -> tuple[str, dict[str, Any]]:
+    async with w.db.read() as session:
+        beach = await session.scalar(select(Project.id).where(Project.name == "海洋净滩"))
+    w.made += 1
+    task = await factories.task(w.db, w.city, starts_in=-timedelta(days=w.made), hours=2, project_id=beach)
+    return ("mutation($i: RecordServiceOutcomeInput!) { recordServiceOutcome(input: $i) "
+            "{ errors { field message code } } }",
+            {"i": {"taskId": gid("Task", task.id), "litter": [{"category": "PLASTIC", "kg": 3.5}]}})
+
+
 # Queries that return personal data: "allowed" means the data comes back.
 
 VOLUNTEER_PHONE = "query($id: ID!) { node(id: $id) { ... on Volunteer { phone phoneMasked } } }"
@@ -476,6 +486,7 @@ CELLS = [
     Cell("callUpTeam (L's team, X's task)", X_OR_CITY, _call_up),
     Cell("markNoShow (A on X's task)", X_OR_CITY, _mark_no_show),
     Cell("setMatchRadius (X's task)", X_OR_CITY, _set_match_radius),
+    Cell("recordServiceOutcome (X's clean-up)", X_OR_CITY, _record_outcome),
     Cell("query: volunteer A (node)", frozenset({"volunteer A", "team leader", *ADMINS_OF_X}), _volunteer_a,
          _sees_volunteer),
     Cell("query: volunteer A's full phone", frozenset({"volunteer A", *ADMINS_OF_X}), _volunteer_a,

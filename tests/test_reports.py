@@ -41,7 +41,7 @@ async def test_the_monthly_report_as_xlsx_and_csv_with_the_right_figures(http: h
     assert response.status_code == 200, response.text
     assert f'filename="youthlink-report-{period}.xlsx"' in response.headers["content-disposition"]
     book = load_workbook(io.BytesIO(response.content))
-    assert book.sheetnames == ["概览", "按组织", "按镇街", "按项目", "按队伍", "按月", "星级"]
+    assert book.sheetnames == ["概览", "按组织", "按镇街", "按项目", "按队伍", "按月", "星级", "服务成效"]
     overview = {row[0]: row[1] for row in book["概览"].iter_rows(min_row=2, values_only=True)}
     assert overview["统计范围"] == "全市"
     assert overview["服务时长（小时）"] == float(figures.total_hours)
