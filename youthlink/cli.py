@@ -77,11 +77,17 @@ def _migrate() -> None:
 
 
 async def _seed(demo: bool, scale: str) -> bool:
-    from youthlink.db.seed import load_demo, load_reference
+    from youthlink.db.seed import load_demo, load_demo_outcomes, load_reference
 
     async def work(session):  # type: ignore[no-untyped-def]
         await load_reference(session)
-        return await load_demo(session, scale) if demo else False  # type: ignore[arg-type]
+        if not demo:
+            return False
+        if await load_demo(session, scale):  # type: ignore[arg-type]
+            return True
+        # A demo loaded before service outcomes existed gets them now (only tasks without a report).
+        await load_demo_outcomes(session)
+        return False
 
     return bool(await _with_session(work))
 

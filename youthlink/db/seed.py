@@ -5,7 +5,9 @@ Reference data is idempotent: run it on every start. Demo data is loaded once in
 service records: about a million sign-ups and as many approved records) for the benchmarks. It is written
 with COPY, streamed (rows are generated as they are sent, never held in a list), and the two big tables
 load with their keys, indexes and foreign keys set aside and restored afterwards in one pass each, so
-`youthlink seed --demo --scale city` takes about 40 to 60 seconds (two cores) and some 300 MB.
+`youthlink seed --demo --scale city` takes about 40 to 60 seconds (two cores) and some 300 MB. Past tasks of
+the projects that record service outcomes get their reports (`load_demo_outcomes`; `youthlink seed --demo` on
+a demo loaded before outcomes existed adds them).
 """
 
 from __future__ import annotations
@@ -30,8 +32,17 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from youthlink.config import get_settings
-from youthlink.db.models import Organization, Project, ProjectPartner, Town, Volunteer
-from youthlink.db.models.enums import OrganizationKind, Role
+from youthlink.db.models import (
+    Account,
+    Organization,
+    Project,
+    ProjectPartner,
+    ServiceOutcome,
+    Task,
+    Town,
+    Volunteer,
+)
+from youthlink.db.models.enums import LitterCategory, OrganizationKind, OutcomeKind, ProblemCategory, Role, TaskStatus
 from youthlink.domain.accounts import hash_password
 from youthlink.domain.hours.deadlines import due_on
 from youthlink.domain.hours.ledger import award_star_levels, rebuild_totals
@@ -435,8 +446,61 @@ async def load_demo(session: AsyncSession, scale: Scale = "small", seed: int = 2
     if drifted:
         log.warning("demo data: %d volunteer totals differed from their approved records; rebuilt", drifted)
     await award_star_levels(session)
+    reported = await load_demo_outcomes(session, seed)
     await _ddl(session, "ANALYZE volunteers, accounts, role_grants, teams, team_members, tasks, signups, "
-                        "service_records")
-    log.info("demo data (%s): %d volunteers, %d teams, %d tasks, %d sign-ups, %d service records", scale,
-             *counts, signups, records)
+                        "service_records, service_outcomes, service_outcome_lines")
+    log.info("demo data (%s): %d volunteers, %d teams, %d tasks, %d sign-ups, %d service records, %d outcome "
+             "reports", scale, *counts, signups, records, reported)
     return True
+
+
+# Litter a volunteer collects on a beach clean-up, in kg: (category, low, high, items per kg or None).
+DEMO_LITTER = [(LitterCategory.PLASTIC, 0.3, 1.2, 25), (LitterCategory.FISHING_GEAR, 0.1, 0.8, None),
+               (LitterCategory.GLASS, 0.05, 0.4, 4), (LitterCategory.METAL, 0.02, 0.2, 15),
+               (LitterCategory.PAPER, 0.02, 0.15, None), (LitterCategory.OTHER, 0.05, 0.3, None)]
+
+
+async def load_demo_outcomes(session: AsyncSession, seed: int = 2026) -> int:
+    """Outcome reports for the demo's past tasks of projects that record them (nine in ten reported; a task's
+    litter grows with its participants), recorded by the demo city admin the day after. Only tasks without a
+    report get one, and whether a task is reported is decided by its id: running it again adds nothing, and on
+    a demo loaded before outcomes existed it adds them. Returns how many reports were added."""
+    recorder = await session.scalar(select(Account.id).where(Account.phone == DEMO_ACCOUNTS[0][0]))
+    rows = (await session.execute(
+        select(Task.id, Task.project_id, Project.outcome_kind, Task.ends_at, Task.filled_slots)
+        .join(Project, Project.id == Task.project_id)
+        .where(Project.outcome_kind.is_not(None), Task.starts_at < func.now(),
+               Task.status.in_([TaskStatus.CLOSED, TaskStatus.COMPLETED]),
+               Task.id.not_in(select(ServiceOutcome.task_id)))
+        .order_by(Task.starts_at, Task.id)
+    )).all()
+    outcomes: list[tuple[Any, ...]] = []
+    lines: list[tuple[Any, ...]] = []
+    for task_id, project_id, kind, ends_at, people in rows:
+        rng = random.Random(f"{seed}:{task_id}")  # per task: the same decisions on every run
+        if rng.random() >= 0.9:
+            continue
+        people = max(1, people)
+        assert kind is not None
+        if kind is OutcomeKind.LITTER:
+            outcomes.append((task_id, project_id, kind.value, None, None, "", recorder, ends_at + timedelta(days=1)))
+            for category, low, high, per_kg in DEMO_LITTER:
+                if category is not LitterCategory.PLASTIC and rng.random() < 0.4:
+                    continue
+                kg = min(Decimal(9999), Decimal(str(round(rng.uniform(low, high) * people, 2))) + Decimal("0.1"))
+                items = int(kg * per_kg) if per_kg and rng.random() < 0.5 else None
+                lines.append((task_id, category.value, kind.value, kg, items))
+        else:
+            problems = rng.choice([0, 0, 0, 1, 1, 2, 3, 5])
+            km = Decimal(str(round(rng.uniform(1.5, 12), 1)))
+            outcomes.append((task_id, project_id, kind.value, km, problems, "", recorder, ends_at + timedelta(days=1)))
+            counted: dict[ProblemCategory, int] = {}
+            for _ in range(problems):
+                if rng.random() < 0.8:
+                    problem = rng.choice(list(ProblemCategory))
+                    counted[problem] = counted.get(problem, 0) + 1
+            lines.extend((task_id, c.value, kind.value, None, n) for c, n in counted.items())
+    await _copy(session, "service_outcomes", ["task_id", "project_id", "kind", "patrol_km", "problems_reported",
+                                              "note", "recorded_by", "recorded_at"], outcomes)
+    await _copy(session, "service_outcome_lines", ["task_id", "category", "kind", "weight_kg", "count"], lines)
+    return len(outcomes)
