@@ -207,26 +207,32 @@ async def test_the_database_holds_the_invariants_whatever_the_code_does(db: Any,
     beach_project, walk_project = await project_id(db, BEACH), await project_id(db, WALK)
 
     # then rows that break a rule are refused by PostgreSQL itself
+    river_project = await project_id(db, RIVER)
+
+    def report(task: Task, project: uuid.UUID, kind: str, km: str = "NULL", problems: str = "NULL",
+               start: str = "starts_at") -> str:
+        """A report row with its task's organization and start, as copied from the task row."""
+        return (f"INSERT INTO service_outcomes (task_id, project_id, organization_id, starts_at, kind, patrol_km, "
+                f"problems_reported) SELECT id, '{project}', organization_id, {start}, '{kind}', {km}, {problems} "
+                f"FROM tasks WHERE id = '{task.id}'")
+
+    def line(kind: str, category: str, kg: str = "NULL", count: str = "NULL") -> str:
+        return (f"INSERT INTO service_outcome_lines (task_id, kind, category, weight_kg, count) "
+                f"VALUES ('{beach.id}', '{kind}', '{category}', {kg}, {count})")
+
     broken = [
-        # a second report for the task; a report of another kind than its project's; of a project not its task's
-        f"INSERT INTO service_outcomes (task_id, project_id, kind) VALUES ('{beach.id}', '{beach_project}', 'LITTER')",
-        f"INSERT INTO service_outcomes (task_id, project_id, kind, patrol_km, problems_reported) "
-        f"VALUES ('{river.id}', '{await project_id(db, RIVER)}', 'LITTER', NULL, NULL)",
-        f"INSERT INTO service_outcomes (task_id, project_id, kind) VALUES ('{walk.id}', '{walk_project}', 'LITTER')",
-        f"INSERT INTO service_outcomes (task_id, project_id, kind) VALUES ('{river.id}', '{beach_project}', 'LITTER')",
-        # a patrol without a stretch, or with a negative one
-        f"INSERT INTO service_outcomes (task_id, project_id, kind, patrol_km, problems_reported) "
-        f"VALUES ('{river.id}', '{await project_id(db, RIVER)}', 'RIVER_PATROL', -1, 0)",
+        # a second report for the task; a report of another kind than its project's; of a project not its task's;
+        # with another start than its task's
+        report(beach, beach_project, "LITTER"), report(river, river_project, "LITTER"),
+        report(walk, walk_project, "LITTER"), report(river, beach_project, "LITTER"),
+        report(river, river_project, "RIVER_PATROL", "2", "0", start="starts_at - interval '1 day'"),
+        # a patrol without a stretch, or with a negative one, or without a problem count
+        report(river, river_project, "RIVER_PATROL", "NULL", "0"),
+        report(river, river_project, "RIVER_PATROL", "-1", "0"),
+        report(river, river_project, "RIVER_PATROL", "2", "NULL"),
         # a line: a second one of a category, an unknown category, no or a negative weight, of the other kind
-        f"INSERT INTO service_outcome_lines (task_id, kind, category, weight_kg) "
-        f"VALUES ('{beach.id}', 'LITTER', 'PLASTIC', 2)",
-        f"INSERT INTO service_outcome_lines (task_id, kind, category, weight_kg) VALUES ('{beach.id}', 'LITTER', "
-        f"'TYRES', 2)",
-        f"INSERT INTO service_outcome_lines (task_id, kind, category, weight_kg) VALUES ('{beach.id}', 'LITTER', "
-        f"'GLASS', -2)",
-        f"INSERT INTO service_outcome_lines (task_id, kind, category) VALUES ('{beach.id}', 'LITTER', 'GLASS')",
-        f"INSERT INTO service_outcome_lines (task_id, kind, category, count) VALUES ('{beach.id}', 'RIVER_PATROL', "
-        f"'GARBAGE', 1)",
+        line("LITTER", "PLASTIC", "2"), line("LITTER", "TYRES", "2"), line("LITTER", "GLASS", "-2"),
+        line("LITTER", "GLASS"), line("RIVER_PATROL", "GARBAGE", count="1"),
         # and a project cannot change its kind under its tasks' reports
         f"UPDATE projects SET outcome_kind = 'RIVER_PATROL' WHERE id = '{beach_project}'",
     ]
@@ -235,6 +241,12 @@ async def test_the_database_holds_the_invariants_whatever_the_code_does(db: Any,
             async with db.unit_of_work() as session:
                 await session.execute(text(statement))
     assert (await stored(db, beach.id))[1] == [("PLASTIC", Decimal("1.00"), None)]
+    # and a rescheduled task carries its report along (the copy of its start cannot drift)
+    async with db.unit_of_work() as session:
+        await session.execute(text(report(river, river_project, "RIVER_PATROL", "2", "0")))
+        await session.execute(update(Task).where(Task.id == river.id).values(
+            starts_at=river.starts_at - timedelta(hours=1), ends_at=river.ends_at - timedelta(hours=1)))
+    assert (await stored(db, river.id))[0].starts_at == river.starts_at - timedelta(hours=1)
 
 
 def period_around(days: list[datetime]) -> StatsPeriod:

@@ -467,7 +467,8 @@ async def load_demo_outcomes(session: AsyncSession, seed: int = 2026) -> int:
     a demo loaded before outcomes existed it adds them. Returns how many reports were added."""
     recorder = await session.scalar(select(Account.id).where(Account.phone == DEMO_ACCOUNTS[0][0]))
     rows = (await session.execute(
-        select(Task.id, Task.project_id, Project.outcome_kind, Task.ends_at, Task.filled_slots)
+        select(Task.id, Task.project_id, Task.organization_id, Task.starts_at, Project.outcome_kind, Task.ends_at,
+               Task.filled_slots)
         .join(Project, Project.id == Task.project_id)
         .where(Project.outcome_kind.is_not(None), Task.starts_at < func.now(),
                Task.status.in_([TaskStatus.CLOSED, TaskStatus.COMPLETED]),
@@ -476,14 +477,15 @@ async def load_demo_outcomes(session: AsyncSession, seed: int = 2026) -> int:
     )).all()
     outcomes: list[tuple[Any, ...]] = []
     lines: list[tuple[Any, ...]] = []
-    for task_id, project_id, kind, ends_at, people in rows:
+    for task_id, project_id, org_id, starts_at, kind, ends_at, people in rows:
         rng = random.Random(f"{seed}:{task_id}")  # per task: the same decisions on every run
         if rng.random() >= 0.9:
             continue
         people = max(1, people)
         assert kind is not None
         if kind is OutcomeKind.LITTER:
-            outcomes.append((task_id, project_id, kind.value, None, None, "", recorder, ends_at + timedelta(days=1)))
+            outcomes.append((task_id, project_id, org_id, starts_at, kind.value, None, None, "", recorder,
+                             ends_at + timedelta(days=1)))
             for category, low, high, per_kg in DEMO_LITTER:
                 if category is not LitterCategory.PLASTIC and rng.random() < 0.4:
                     continue
@@ -493,14 +495,16 @@ async def load_demo_outcomes(session: AsyncSession, seed: int = 2026) -> int:
         else:
             problems = rng.choice([0, 0, 0, 1, 1, 2, 3, 5])
             km = Decimal(str(round(rng.uniform(1.5, 12), 1)))
-            outcomes.append((task_id, project_id, kind.value, km, problems, "", recorder, ends_at + timedelta(days=1)))
+            outcomes.append((task_id, project_id, org_id, starts_at, kind.value, km, problems, "", recorder,
+                             ends_at + timedelta(days=1)))
             counted: dict[ProblemCategory, int] = {}
             for _ in range(problems):
                 if rng.random() < 0.8:
                     problem = rng.choice(list(ProblemCategory))
                     counted[problem] = counted.get(problem, 0) + 1
             lines.extend((task_id, c.value, kind.value, None, n) for c, n in counted.items())
-    await _copy(session, "service_outcomes", ["task_id", "project_id", "kind", "patrol_km", "problems_reported",
-                                              "note", "recorded_by", "recorded_at"], outcomes)
+    await _copy(session, "service_outcomes", ["task_id", "project_id", "organization_id", "starts_at", "kind",
+                                              "patrol_km", "problems_reported", "note", "recorded_by", "recorded_at"],
+                outcomes)
     await _copy(session, "service_outcome_lines", ["task_id", "category", "kind", "weight_kg", "count"], lines)
     return len(outcomes)

@@ -7,9 +7,11 @@ city's admins, the leader of the task's team: the same people who approve its ho
 it; recording again replaces the report (never adds to it), so a corrected or repeated submission leaves
 exactly what was sent last. Every recording is audited.
 
-Totals for a period are summed straight from the reports (one per task, so a year of the whole city is a few
-thousand rows), for the tasks that started in the period, in the same scopes as the statistics (`stats.Scope`):
-the city, an organization with its children, or a volunteer's own (the tasks they have approved hours for).
+Totals for a period are summed straight from the reports: one per task, so a year of the whole city is a few
+thousand rows, found by an index on the task's start (copied into the report, and kept equal by the foreign key
+to the task). They count the tasks that started in the period, in the same scopes as the statistics
+(`stats.Scope`): the city, an organization with its children, or a volunteer's own (the tasks they have approved
+hours for).
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ async def record_outcome(session: AsyncSession, actor: Actor, command: RecordOut
 
     replaced = await session.scalar(select(ServiceOutcome.task_id).where(ServiceOutcome.task_id == task.id))
     patrol = command.patrol
-    values = {"project_id": task.project_id, "kind": kind, "note": command.note, "recorded_by": actor.account_id,
+    values = {"project_id": task.project_id, "organization_id": task.organization_id, "starts_at": task.starts_at,
+              "kind": kind, "note": command.note, "recorded_by": actor.account_id,
               "recorded_at": func.now(), "patrol_km": patrol.km if patrol else None,
               "problems_reported": patrol.problems_reported if patrol else None}
     await session.execute(delete(ServiceOutcomeLine).where(ServiceOutcomeLine.task_id == task.id))
@@ -153,33 +156,34 @@ class ProjectTotals:
                 [(x.category, x.count) for x in self.problems_by_category])
 
 
-def _tasks_in(scope: Scope, start: datetime, end: datetime) -> Any:
-    """The ids of the scope's tasks that started in [start, end)."""
-    query = select(Task.id).where(Task.starts_at >= start, Task.starts_at < end)
+def _reports_in(scope: Scope, start: datetime, end: datetime) -> Any:
+    """The scope's reports of tasks that started in [start, end), by the reports' copy of the task's start and
+    organization (an index range of one small table)."""
+    o = ServiceOutcome.__table__
+    query = select(o).where(o.c.starts_at >= start, o.c.starts_at < end)
     if scope.organizations is not None:
-        query = query.where(Task.organization_id.in_(sorted(scope.organizations)))
+        query = query.where(o.c.organization_id.in_(sorted(scope.organizations)))
     if scope.volunteer_id is not None:
-        query = query.where(Task.id.in_(select(ServiceRecord.task_id).where(
+        query = query.where(o.c.task_id.in_(select(ServiceRecord.task_id).where(
             ServiceRecord.volunteer_id == scope.volunteer_id, ServiceRecord.status == RecordStatus.APPROVED)))
-    return query
+    return query.cte("period_reports")
 
 
 async def totals(session: AsyncSession, scope: Scope, period: StatsPeriod) -> list[ProjectTotals]:
-    """Per project, the outcomes of the scope's tasks that started in the period in one
-    statement: per project (reports, km, problems) and per project and category (kg, items or problems)."""
+    """Per project, the outcomes of the scope's tasks that started in the period, in one statement: per project
+    (reports, km, problems) and per project and category (kg, items or problems)."""
     start, end = period_bounds(period)
-    tasks = _tasks_in(scope, start, end).subquery("period_tasks")
-    o, line = ServiceOutcome.__table__, ServiceOutcomeLine.__table__
+    o, line = _reports_in(scope, start, end), ServiceOutcomeLine.__table__
     per_project = (
         select(o.c.project_id, o.c.kind, null().label("category"), func.count().label("n"),
                func.sum(o.c.patrol_km).label("km"), func.sum(o.c.problems_reported).label("problems"),
                null().label("kg"), null().label("items"))
-        .join(tasks, tasks.c.id == o.c.task_id).group_by(o.c.project_id, o.c.kind)
+        .group_by(o.c.project_id, o.c.kind)
     )
     per_category = (
         select(o.c.project_id, line.c.kind, line.c.category, literal(0), null(), null(),
                func.sum(line.c.weight_kg), func.sum(line.c.count))
-        .select_from(line).join(o, o.c.task_id == line.c.task_id).join(tasks, tasks.c.id == o.c.task_id)
+        .select_from(line).join(o, o.c.task_id == line.c.task_id)
         .group_by(o.c.project_id, line.c.kind, line.c.category)
     )
     out: dict[uuid.UUID, ProjectTotals] = {}

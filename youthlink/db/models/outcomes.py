@@ -6,8 +6,8 @@ clean-up; problems reported by category (count) for a river patrol, whose report
 patrolled and the number of problems reported.
 
 The database holds the invariants, whatever the code does:
-- an outcome belongs to a task of a project ((task, project) references tasks (id, project_id)) and is of that
-  project's kind ((project, kind) references projects (id, outcome_kind));
+- an outcome belongs to a task of a project ((task, project, organization, start) references the task's row,
+  updated in cascade) and is of that project's kind ((project, kind) references projects (id, outcome_kind));
 - a line belongs to an outcome of its kind ((task, kind) references service_outcomes (task_id, kind)), one per
   task and category, with the category, weight and count its kind allows (CHECKs);
 - a river patrol has a positive, sane length and problem count; a litter report has neither.
@@ -24,6 +24,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     Numeric,
     String,
@@ -52,6 +53,10 @@ class ServiceOutcome(Base):
     __tablename__ = "service_outcomes"
     task_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     project_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    # The task's organization and start, copied for the totals (a period's reports by index, without the tasks);
+    # part of the foreign key to the task, so they cannot drift (a rescheduled task's start cascades here).
+    organization_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     kind: Mapped[OutcomeKind] = mapped_column(str_enum(OutcomeKind, "outcome_kind"))
     patrol_km: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
     problems_reported: Mapped[int | None] = mapped_column(Integer)
@@ -59,11 +64,13 @@ class ServiceOutcome(Base):
     recorded_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey("accounts.id"))
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     __table_args__ = (
-        ForeignKeyConstraint(["task_id", "project_id"], ["tasks.id", "tasks.project_id"], ondelete="CASCADE",
-                             name="fk_service_outcomes_task_project_tasks"),
+        ForeignKeyConstraint(["task_id", "project_id", "organization_id", "starts_at"],
+                             ["tasks.id", "tasks.project_id", "tasks.organization_id", "tasks.starts_at"],
+                             ondelete="CASCADE", onupdate="CASCADE", name="fk_service_outcomes_task_tasks"),
         ForeignKeyConstraint(["project_id", "kind"], ["projects.id", "projects.outcome_kind"],
                              name="fk_service_outcomes_project_kind_projects"),
         UniqueConstraint("task_id", "kind"),  # the target of the lines' (task, kind) foreign key
+        Index("ix_service_outcomes_starts_at", "starts_at"),
         CheckConstraint(
             f"(kind = 'LITTER' AND patrol_km IS NULL AND problems_reported IS NULL) OR "
             f"(kind = 'RIVER_PATROL' AND patrol_km IS NOT NULL AND patrol_km > 0 AND patrol_km <= {MAX_KM} "

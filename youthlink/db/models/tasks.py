@@ -87,8 +87,8 @@ class Task(Base):
         # Open tasks near a point (the volunteer app's search): a small share of all tasks ever posted.
         Index("ix_tasks_open_lat_lng", "lat", "lng", postgresql_where=text("status = 'OPEN'")),
         Index("ix_tasks_required_skills", "required_skills", postgresql_using="gin"),
-        # The target of service_outcomes' (task, project) foreign key: an outcome is of its task's project.
-        UniqueConstraint("id", "project_id"),
+        # The target of service_outcomes' foreign key: an outcome holds its task's project, organization and start.
+        UniqueConstraint("id", "project_id", "organization_id", "starts_at"),
     )
 
 

@@ -32,11 +32,14 @@ def upgrade() -> None:
     op.create_check_constraint(op.f("ck_projects_outcome_kind"), "projects",
                                "outcome_kind IN ('LITTER', 'RIVER_PATROL')")
     op.create_unique_constraint(op.f("uq_projects_id_outcome_kind"), "projects", ["id", "outcome_kind"])
-    op.create_unique_constraint(op.f("uq_tasks_id_project_id"), "tasks", ["id", "project_id"])
+    op.create_unique_constraint(op.f("uq_tasks_id_project_id_organization_id_starts_at"), "tasks",
+                                ["id", "project_id", "organization_id", "starts_at"])
     op.create_table(
         "service_outcomes",
         sa.Column("task_id", sa.UUID(), nullable=False),
         sa.Column("project_id", sa.UUID(), nullable=False),
+        sa.Column("organization_id", sa.UUID(), nullable=False),
+        sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
         _kind(nullable=False),
         sa.Column("patrol_km", sa.Numeric(precision=6, scale=2), nullable=True),
         sa.Column("problems_reported", sa.Integer(), nullable=True),
@@ -49,8 +52,9 @@ def upgrade() -> None:
             "(kind = 'RIVER_PATROL' AND patrol_km IS NOT NULL AND patrol_km > 0 AND patrol_km <= 200 "
             "AND problems_reported IS NOT NULL AND problems_reported BETWEEN 0 AND 1000)",
             name=op.f("ck_service_outcomes_figures_of_kind")),
-        sa.ForeignKeyConstraint(["task_id", "project_id"], ["tasks.id", "tasks.project_id"], ondelete="CASCADE",
-                                name="fk_service_outcomes_task_project_tasks"),
+        sa.ForeignKeyConstraint(["task_id", "project_id", "organization_id", "starts_at"],
+                                ["tasks.id", "tasks.project_id", "tasks.organization_id", "tasks.starts_at"],
+                                ondelete="CASCADE", onupdate="CASCADE", name="fk_service_outcomes_task_tasks"),
         sa.ForeignKeyConstraint(["project_id", "kind"], ["projects.id", "projects.outcome_kind"],
                                 name="fk_service_outcomes_project_kind_projects"),
         sa.ForeignKeyConstraint(["recorded_by"], ["accounts.id"], name=op.f("fk_service_outcomes_recorded_by_accounts")),
@@ -58,6 +62,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("task_id", "kind", name=op.f("uq_service_outcomes_task_id_kind")),
     )
     op.create_index(op.f("ix_service_outcomes_project_id"), "service_outcomes", ["project_id"], unique=False)
+    op.create_index("ix_service_outcomes_starts_at", "service_outcomes", ["starts_at"], unique=False)
     op.create_table(
         "service_outcome_lines",
         sa.Column("task_id", sa.UUID(), nullable=False),
@@ -81,9 +86,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("service_outcome_lines")
+    op.drop_index("ix_service_outcomes_starts_at", table_name="service_outcomes")
     op.drop_index(op.f("ix_service_outcomes_project_id"), table_name="service_outcomes")
     op.drop_table("service_outcomes")
-    op.drop_constraint(op.f("uq_tasks_id_project_id"), "tasks", type_="unique")
+    op.drop_constraint(op.f("uq_tasks_id_project_id_organization_id_starts_at"), "tasks", type_="unique")
     op.drop_constraint(op.f("uq_projects_id_outcome_kind"), "projects", type_="unique")
     op.drop_constraint(op.f("ck_projects_outcome_kind"), "projects", type_="check")
     op.drop_column("projects", "outcome_kind")
