@@ -200,3 +200,37 @@ def test_a_calendar_period_is_recognized() -> None:
     assert kind(date(2026, 2, 1), date(2026, 3, 31)) is None
     assert kind(date(2026, 2, 2), date(2026, 2, 28)) is None
     assert uuid.UUID(int=0) == rollups.NIL
+
+
+async def test_registered_volunteers_from_the_histogram_and_those_since_equal_the_direct_count(
+    db: Any, clean: None
+) -> None:
+    # given volunteers who registered over the past year and a half, some with a star level
+    from youthlink.db.models import StatsVolunteers, Volunteer
+
+    made = await factories.many_volunteers(db, 8)
+    now = datetime.now(UTC)
+    ages = [400, 200, 95, 40, 33, 10, 1, 0]
+    hours_of = [Decimal(0), Decimal(150), Decimal(700), Decimal(1500), Decimal(0), Decimal(300), Decimal(99),
+                Decimal(0)]
+    async with db.unit_of_work() as session:
+        for (vid, _), days, h in zip(made, ages, hours_of, strict=True):
+            await session.execute(update(Volunteer).where(Volunteer.id == vid).values(
+                created_at=now - timedelta(days=days, hours=1), total_hours=h))
+    # when the histogram is computed (as every stats.refresh does), and two more volunteers register after it
+    async with db.unit_of_work() as session:
+        assert await rollups.refresh_volunteers(session) > 0
+    await factories.many_volunteers(db, 2)
+
+    # then for every calendar period that holds them the city's figures from the rollups (histogram plus
+    # those registered since) equal the direct count over the volunteers
+    days = {rollups.city_day(now - timedelta(days=d)) for d in ages}
+    for period in calendar_periods(days):
+        fast, direct = await overview(db, period), await overview(db, period, direct=True)
+        assert fast.source == "rollups"
+        assert (fast.registered_volunteers, fast.star_levels, fast.monthly) == (
+            direct.registered_volunteers, direct.star_levels, direct.monthly), period
+    async with db.read() as session:
+        assert sum((await session.scalars(select(StatsVolunteers.volunteers))).all()) == 8  # the 2 new ones: live
+    this_year = StatsPeriod.model_validate({"from": date(now.year, 1, 1), "to": date(now.year, 12, 31)})
+    assert (await overview(db, this_year)).registered_volunteers == 10

@@ -5,6 +5,10 @@ own transaction: that records one `stats.refresh` job (outbox) naming the touche
 those buckets from the ledger and upserts them (never an increment, so running it twice, late or out of order
 leaves the same rows). The nightly `stats.rebuild` recomputes every row, reports how many differed (which must
 be none) and puts them right.
+
+Both also recompute `stats_volunteers` (registered volunteers by registration month and star level): a star
+level changes only with approved hours, which always record a refresh; registrations are not waited for, the
+statistics count the ones since the table was computed live (`refresh_volunteers`).
 """
 
 from __future__ import annotations
@@ -17,16 +21,16 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, cast, delete, func, literal, null, select, text, union_all
+from sqlalchemy import Date, SmallInteger, case, cast, delete, func, literal, null, select, text, union_all
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from youthlink.config import get_settings
-from youthlink.db.models import Organization, Signup, StatsRollup, Task
+from youthlink.db.models import Organization, Signup, StatsRollup, StatsVolunteers, Task, Volunteer
 from youthlink.db.models.enums import SignupStatus
 from youthlink.db.models.stats import NIL
 from youthlink.domain import audit, outbox
-from youthlink.domain.hours.ledger import ledger_entries
+from youthlink.domain.hours.ledger import STAR_THRESHOLDS, ledger_entries
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +219,7 @@ async def refresh(session: AsyncSession, buckets: list[Bucket]) -> dict[str, int
                         StatsRollup.period == period, StatsRollup.period_start == first,
                         StatsRollup.dimension == dimension, StatsRollup.key.in_(gone)))
                 written += len(found)
+    await refresh_volunteers(session)
     await session.flush()
     return {"rows": written}
 
@@ -248,10 +253,46 @@ async def rebuild(session: AsyncSession) -> int:
         log.error("stats.rebuild: %s rollup rows differed from the ledger and were put right", len(differ))
     else:
         log.info("stats.rebuild: every rollup row matches the ledger")
+    await refresh_volunteers(session)
     audit.record(session, None, "stats.rebuild", "rollups", "stats_periods", drift=len(differ))
     await session.flush()
     return len(differ)
 
 
+# Registered volunteers by registration month and star level (stats_volunteers).
+
+# Volunteers registered in the last few minutes are left to the live count: a registration that committed after
+# this snapshot but took its created_at before it would otherwise be in neither part.
+SETTLED = timedelta(minutes=5)
+_VOLUNTEERS_LOCK = 7_220_011  # pg_advisory_xact_lock key: one recomputation of stats_volunteers at a time
+
+
+def star_level_of(total_hours: Any) -> Any:
+    """A volunteer's star level (0-5) in SQL, by the thresholds of `hours.star_level`."""
+    return case(*((total_hours >= t, len(STAR_THRESHOLDS) - i) for i, t in enumerate(reversed(STAR_THRESHOLDS))),
+                else_=0)
+
+
+def registration_month(created_at: Any) -> Any:
+    return cast(func.date_trunc("month", func.timezone(get_settings().city_timezone, created_at)), Date)
+
+
+async def refresh_volunteers(session: AsyncSession) -> int:
+    """Recompute stats_volunteers whole: every volunteer registered before now minus SETTLED, by registration
+    month and star level (one pass over the volunteers, in the background job). Replaces the rows (serialized by
+    an advisory lock, so two jobs never mix their counts); idempotent. Returns how many rows it wrote."""
+    await session.execute(select(func.pg_advisory_xact_lock(_VOLUNTEERS_LOCK)))
+    through = await session.scalar(select(func.now() - SETTLED))
+    month, level = registration_month(Volunteer.created_at), star_level_of(Volunteer.total_hours)
+    rows = [{"month": r[0], "level": int(r[1]), "volunteers": int(r[2]), "through": through}
+            for r in await session.execute(select(month, cast(level, SmallInteger), func.count())
+                                           .where(Volunteer.created_at < through).group_by(month, level))]
+    await session.execute(delete(StatsVolunteers))
+    if rows:
+        await session.execute(insert(StatsVolunteers).values(rows))
+    return len(rows)
+
+
 __all__ = ["DIMENSIONS", "FIGURES", "PERIODS", "facts", "org_closure", "parse_buckets", "period_end",
-           "period_figures", "period_start", "rebuild", "refresh", "touch"]
+           "period_figures", "period_start", "rebuild", "refresh", "refresh_volunteers", "registration_month",
+           "star_level_of", "touch"]

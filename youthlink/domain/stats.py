@@ -4,9 +4,11 @@ A period is a range of calendar days in the city's time zone. Hours count toward
 an adjustment counts with the record it corrects; a no-show counts on its task's day.
 
 The city's figures for a calendar month, quarter or year come from the rollups (`youthlink.domain.rollups`),
-which workers keep current. Any other period, and an organization's or a volunteer's figures (a small part of
-the ledger, found by index), are computed from the ledger directly by the same sums, so both paths agree by
-construction; `from_ledger=True` forces the direct computation (the tests and the benchmark compare them).
+which workers keep current: the ledger's figures from `stats_periods`, the registered volunteers by star level
+and month from `stats_volunteers` plus those registered since it was computed. Any other period, and an
+organization's or a volunteer's figures (a small part of the ledger, found by index), are computed from the
+ledger directly by the same sums, so both paths agree by construction; `from_ledger=True` forces the direct
+computation (the tests and the benchmark compare them).
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from youthlink.config import get_settings
-from youthlink.db.models import Organization, ServiceRecord, Signup, StatsRollup, Task, Volunteer
+from youthlink.db.models import (
+    Organization,
+    ServiceRecord,
+    Signup,
+    StatsRollup,
+    StatsVolunteers,
+    Task,
+    Volunteer,
+)
 from youthlink.db.models.enums import RecordStatus, TaskStatus
 from youthlink.db.models.stats import NIL
 from youthlink.domain import policies, rollups
@@ -262,26 +272,13 @@ async def overview(session: AsyncSession, scope: Scope, period: StatsPeriod, *, 
     published = (await session.execute(tasks)).one()
 
     # The population: every volunteer (city), those who served the organizations, or the volunteer: registered
-    # by star level, and the new ones by month (both read from one index).
-    population = Volunteer.created_at < end
-    if scope.organizations is not None:
-        population = population & Volunteer.id.in_(select(ServiceRecord.volunteer_id).where(
-            ServiceRecord.organization_id.in_(sorted(scope.organizations)),
-            ServiceRecord.status == RecordStatus.APPROVED, ServiceRecord.started_at < end))
-    if scope.volunteer_id is not None:
-        population = population & (Volunteer.id == scope.volunteer_id)
+    # by star level, and the new ones by month. The city's for a calendar period: from stats_volunteers, plus
+    # those registered since it was computed.
     months = _months(period)
-    tz = ZoneInfo(get_settings().city_timezone)
-    bounds = [start] + [datetime.combine(m, time(), tz) for m in months[1:]] + [end]
-    bucket = func.width_bucket(Volunteer.created_at, array(bounds))  # 0: before the period; i: its i-th month
-    levels = [0] * (len(STAR_THRESHOLDS) + 1)
-    new: dict[str, int] = {}
-    for row in (await session.execute(select(bucket, func.count(), *[
-            func.count().filter(Volunteer.total_hours >= t) for t in STAR_THRESHOLDS]).where(population)
-            .group_by(bucket))).all():
-        levels = [a + int(b) for a, b in zip(levels, row[1:], strict=True)]
-        if row[0] >= 1:
-            new[months[row[0] - 1].strftime("%Y-%m")] = int(row[1])
+    if use_rollups:
+        levels, new = await _population_from_rollup(session, scope, period, months)
+    else:
+        levels, new = await _population(session, scope, start, end, months)
     stars = {lvl: levels[lvl] - (levels[lvl + 1] if lvl < len(STAR_THRESHOLDS) else 0)
              for lvl in range(len(STAR_THRESHOLDS) + 1)}
 
@@ -314,6 +311,58 @@ async def overview(session: AsyncSession, scope: Scope, period: StatsPeriod, *, 
         scope=scope,
         period=period,
     )
+
+
+Levels = list[int]  # volunteers at or above each star level (0: all of them)
+
+
+async def _population(session: AsyncSession, scope: Scope, start: datetime, end: datetime, months: list[date],
+                      since: datetime | None = None) -> tuple[Levels, dict[str, int]]:
+    """Volunteers registered before `end` (and since `since`, if given) by star level, and those registered in
+    each month of the period, in one statement (from the index on registration time and hours)."""
+    population = Volunteer.created_at < end
+    if since is not None:
+        population = population & (Volunteer.created_at >= since)
+    if scope.organizations is not None:
+        population = population & Volunteer.id.in_(select(ServiceRecord.volunteer_id).where(
+            ServiceRecord.organization_id.in_(sorted(scope.organizations)),
+            ServiceRecord.status == RecordStatus.APPROVED, ServiceRecord.started_at < end))
+    if scope.volunteer_id is not None:
+        population = population & (Volunteer.id == scope.volunteer_id)
+    tz = ZoneInfo(get_settings().city_timezone)
+    bounds = [start] + [datetime.combine(m, time(), tz) for m in months[1:]] + [end]
+    bucket = func.width_bucket(Volunteer.created_at, array(bounds))  # 0: before the period; i: its i-th month
+    levels = [0] * (len(STAR_THRESHOLDS) + 1)
+    new: dict[str, int] = {}
+    for row in (await session.execute(select(bucket, func.count(), *[
+            func.count().filter(Volunteer.total_hours >= t) for t in STAR_THRESHOLDS]).where(population)
+            .group_by(bucket))).all():
+        levels = [a + int(b) for a, b in zip(levels, row[1:], strict=True)]
+        if row[0] >= 1:
+            new[months[row[0] - 1].strftime("%Y-%m")] = int(row[1])
+    return levels, new
+
+
+async def _population_from_rollup(session: AsyncSession, scope: Scope, period: StatsPeriod, months: list[date]
+                                  ) -> tuple[Levels, dict[str, int]]:
+    """The same figures from stats_volunteers (the volunteers registered before its `through`, by month and
+    level: a few hundred rows), plus the volunteers registered since and before the period's end, counted live
+    (an index range; none for a period that ended before). Without the table's rows, all of it live."""
+    start, end = period_bounds(period)
+    end_month = rollups.period_end(months[-1], "month")
+    rows = (await session.execute(select(StatsVolunteers.month, StatsVolunteers.level, StatsVolunteers.volunteers,
+                                         StatsVolunteers.through).where(StatsVolunteers.month < end_month))).all()
+    if not rows:
+        return await _population(session, scope, start, end, months)
+    levels, new = await _population(session, scope, start, end, months, since=rows[0].through)
+    first = months[0]
+    for month, level, n, _ in rows:
+        for k in range(level + 1):
+            levels[k] += n
+        if month >= first:
+            key = month.strftime("%Y-%m")
+            new[key] = new.get(key, 0) + n
+    return levels, new
 
 
 def _month_of(day: Any) -> Any:

@@ -23,7 +23,7 @@ from youthlink.db.models.reference import (
     TeamMember,
     Town,
 )
-from youthlink.db.models.stats import StatsRollup
+from youthlink.db.models.stats import StatsRollup, StatsVolunteers
 from youthlink.db.models.tasks import Signup, Task
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "Signup",
     "StarLevelAward",
     "StatsRollup",
+    "StatsVolunteers",
     "Task",
     "Team",
     "TeamMember",

@@ -8,10 +8,10 @@ adjustments) and the sign-ups, and the nightly `stats.rebuild` does exactly that
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, Integer, Numeric, String
+from sqlalchemy import Date, DateTime, Integer, Numeric, SmallInteger, String
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -38,3 +38,17 @@ class StatsRollup(Base):
     no_shows: Mapped[int] = mapped_column(Integer)
     tasks: Mapped[int] = mapped_column(Integer)  # tasks with approved hours
     volunteers: Mapped[int] = mapped_column(Integer)  # distinct volunteers with approved hours
+
+
+class StatsVolunteers(Base):
+    """The registered volunteers by the month they registered (city calendar) and their star level: what
+    CityOverview's registered, new and star-level figures for a calendar period add up (a few hundred rows)
+    instead of counting all volunteers. It holds the volunteers registered before `through`; those registered
+    since are counted live (an index range). Recomputed whole by every `stats.refresh` (star levels change
+    only with approved hours, which record one) and by the nightly `stats.rebuild`."""
+
+    __tablename__ = "stats_volunteers"
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    volunteers: Mapped[int] = mapped_column(Integer)
+    through: Mapped[datetime] = mapped_column(DateTime(timezone=True))
