@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select, tuple_
+from sqlalchemy import Integer, bindparam, case, cast, func, literal, literal_column, select, tuple_, union_all
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -198,27 +198,40 @@ async def _sums(session: AsyncSession, buckets: Any) -> dict[str, dict[Any, tupl
     return out
 
 
+def _rollup_rows() -> Any:
+    """The period's rollup rows (whole = 1) and the city's rows of its months (whole = 0): two ranges of the
+    primary key, one statement built once (parameters: kind, first, last)."""
+    t = StatsRollup.__table__
+    figures = (t.c.dimension, t.c.key, t.c.period_start, t.c.hours, t.c.records, t.c.attended, t.c.no_shows,
+               t.c.tasks, t.c.volunteers)
+    return union_all(
+        select(literal_column("1"), *figures).where(t.c.period == bindparam("kind"),
+                                                    t.c.period_start == bindparam("first")),
+        select(literal_column("0"), *figures).where(t.c.period == "month", t.c.period_start >= bindparam("first"),
+                                                    t.c.period_start <= bindparam("last"), t.c.dimension == "city"),
+    )
+
+
+_ROLLUP_ROWS = _rollup_rows()
+
+
 async def _rollup_figures(session: AsyncSession, period: StatsPeriod, kind: str) -> tuple[Sums, Counts]:
     """The period's rollup rows (every key of every dimension) and the city's rows for its months."""
     sums: Sums = defaultdict(dict)
     counts: Counts = defaultdict(dict)
-    rows = await session.execute(
-        select(StatsRollup.period, StatsRollup.period_start, StatsRollup.dimension, StatsRollup.key,
-               StatsRollup.hours, StatsRollup.records, StatsRollup.attended, StatsRollup.no_shows, StatsRollup.tasks,
-               StatsRollup.volunteers).where(or_(
-            and_(StatsRollup.period == kind, StatsRollup.period_start == period.from_),
-            and_(StatsRollup.period == "month", StatsRollup.dimension == "city",
-                 StatsRollup.period_start >= period.from_, StatsRollup.period_start <= period.to))))
-    for r in rows:
-        figures = (Decimal(r.hours), r.records, r.attended, r.no_shows, r.tasks)
-        if r.period == kind and r.period_start == period.from_:
-            name = "total" if r.dimension == "city" else r.dimension
-            sums[name][None if name == "total" else r.key] = figures
-            counts[r.dimension][r.key] = r.volunteers
-        if r.period == "month" and r.dimension == "city":
-            month = r.period_start.strftime("%Y-%m")
+    result = await session.execute(_ROLLUP_ROWS, {"kind": kind, "first": period.from_, "last": period.to})
+    for whole, dimension, key, start, hours, records, attended, no_shows, tasks, volunteers in result:
+        figures = (hours, records, attended, no_shows, tasks)
+        if whole:
+            if dimension == "city":
+                sums["total"][None] = figures
+            else:
+                sums[dimension][key] = figures
+            counts[dimension][key] = volunteers
+        else:
+            month = f"{start.year:04d}-{start.month:02d}"
             sums["month"][month] = figures
-            counts["month"][month] = r.volunteers
+            counts["month"][month] = volunteers
     return sums, counts
 
 
@@ -262,14 +275,16 @@ async def overview(session: AsyncSession, scope: Scope, period: StatsPeriod, *, 
         sums = await _sums(session, rollups._bucket_rows(facts).subquery("buckets"))
         counts = await _ledger_counts(session, facts, scope)
 
-    # Tasks published in the period, and their slots.
-    tasks = select(func.count(), func.coalesce(func.sum(Task.slots), 0), func.coalesce(func.sum(Task.filled_slots), 0)
-                   ).where(Task.starts_at >= start, Task.starts_at < end, Task.status.in_(PUBLISHED))
-    if scope.organizations is not None:
-        tasks = tasks.where(Task.organization_id.in_(sorted(scope.organizations)))
-    if scope.volunteer_id is not None:
-        tasks = tasks.where(Task.id.in_(select(Signup.task_id).where(Signup.volunteer_id == scope.volunteer_id)))
-    published = (await session.execute(tasks)).one()
+    # Tasks published in the period, and their slots (the city's: one statement built once).
+    if scope.is_city:
+        published = (await session.execute(_CITY_TASKS, {"start": start, "end": end})).one()
+    else:
+        tasks = _published_tasks(start, end)
+        if scope.organizations is not None:
+            tasks = tasks.where(Task.organization_id.in_(sorted(scope.organizations)))
+        if scope.volunteer_id is not None:
+            tasks = tasks.where(Task.id.in_(select(Signup.task_id).where(Signup.volunteer_id == scope.volunteer_id)))
+        published = (await session.execute(tasks)).one()
 
     # The population: every volunteer (city), those who served the organizations, or the volunteer: registered
     # by star level, and the new ones by month. The city's for a calendar period: from stats_volunteers, plus
@@ -313,6 +328,16 @@ async def overview(session: AsyncSession, scope: Scope, period: StatsPeriod, *, 
     )
 
 
+def _published_tasks(start: Any, end: Any) -> Any:
+    t = Task.__table__
+    return select(func.count(), func.coalesce(func.sum(t.c.slots), 0), func.coalesce(func.sum(t.c.filled_slots), 0)
+                  ).where(t.c.starts_at >= start, t.c.starts_at < end, t.c.status.in_([s.value for s in PUBLISHED]))
+
+
+_CITY_TASKS = _published_tasks(bindparam("start"), bindparam("end"))
+_VOLUNTEER_MONTHS = select(StatsVolunteers.__table__).where(StatsVolunteers.__table__.c.month < bindparam("end"))
+
+
 Levels = list[int]  # volunteers at or above each star level (0: all of them)
 
 
@@ -350,11 +375,10 @@ async def _population_from_rollup(session: AsyncSession, scope: Scope, period: S
     (an index range; none for a period that ended before). Without the table's rows, all of it live."""
     start, end = period_bounds(period)
     end_month = rollups.period_end(months[-1], "month")
-    rows = (await session.execute(select(StatsVolunteers.month, StatsVolunteers.level, StatsVolunteers.volunteers,
-                                         StatsVolunteers.through).where(StatsVolunteers.month < end_month))).all()
+    rows = (await session.execute(_VOLUNTEER_MONTHS, {"end": end_month})).all()
     if not rows:
         return await _population(session, scope, start, end, months)
-    levels, new = await _population(session, scope, start, end, months, since=rows[0].through)
+    levels, new = await _population(session, scope, start, end, months, since=rows[0][3])
     first = months[0]
     for month, level, n, _ in rows:
         for k in range(level + 1):
