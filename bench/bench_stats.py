@@ -1,6 +1,6 @@
 """Statistics benchmark: CityOverview for a year and for a month on the city-scale demo (about 1M service
 records), from the rollups, next to the same figures computed by direct aggregate queries over the ledger in
-the same run (and checked equal).
+the same run (and checked equal); then the service outcome totals per project for the same periods.
 
     python -m bench.bench_stats [--repeat 50] [--direct-repeat 5] [--year 2026] [--month 2026-06]
 
@@ -43,7 +43,7 @@ async def run(args: argparse.Namespace) -> None:
     from youthlink.db.engine import make_engine
     from youthlink.db.models import StatsRollup, StatsVolunteers
     from youthlink.db.uow import Database
-    from youthlink.domain import rollups, stats
+    from youthlink.domain import outcomes, rollups, stats
     from youthlink.domain.inputs import StatsPeriod
 
     db = Database(make_engine(os.environ["YOUTHLINK_DATABASE_URL"], get_settings(), pool_size=2))
@@ -89,6 +89,25 @@ async def run(args: argparse.Namespace) -> None:
             for key, value in a.figures().items():
                 if value != b.figures()[key]:
                     print(f"  differs: {key}")
+
+    # Service outcomes per project (cityStats.outcomes), summed straight from the reports.
+    async with db.read() as session:
+        reports = await session.scalar(text("SELECT to_regclass('service_outcomes') IS NOT NULL"))
+        if reports:
+            reports = await session.scalar(text("SELECT count(*) FROM service_outcomes"))
+    if not reports:
+        print("\nservice outcomes: none in this database (`youthlink seed --demo --scale city` adds them)")
+    else:
+        print(f"\n{'outcome totals':<22}{'p50':>12}{'p99':>9}  ({reports:,} reports in all)")
+        for name, period in ((f"year {args.year}", year), (f"month {args.month}", month)):
+            times = []
+            async with db.read() as session:
+                await outcomes.totals(session, city, period)  # warm-up
+                for _ in range(args.repeat):
+                    started = time.perf_counter()
+                    await outcomes.totals(session, city, period)
+                    times.append((time.perf_counter() - started) * 1000)
+            print(f"{name:<22}{statistics.median(times):>10.1f}ms{pct(times, 0.99):>7.1f}ms")
     await db.dispose()
 
 
