@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None, *, public_cache: bool | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(database_url(), settings)
+        engine = make_engine(database_url(), settings, role="api")
         db = Database(engine)
         db.relay = relay_in_background(db)
         app.state.db = db
