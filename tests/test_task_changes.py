@@ -465,9 +465,7 @@ async def test_a_reminder_sent_before_keys_had_the_start_is_not_sent_again(db: A
     assert (before["reminders"], after["reminders"]) == (0, 1)
 
 
-async def test_a_matched_tasks_applicants_hear_of_a_move_and_its_waitlist_gets_new_slots(
-    db: Any, clean: None
-) -> None:
+async def test_a_matched_tasks_applicants_hear_of_a_move(db: Any, clean: None) -> None:
     # given a matched task with an application waiting for the matcher
     admin, _ = await factories.admin(db)
     task = await factories.task(db, admin, slots=1, mode=AssignmentMode.MATCHED)
