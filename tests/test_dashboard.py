@@ -395,6 +395,7 @@ async def test_the_dashboard_in_headless_chromium(browser: Any, api: str, gql: G
     page.pick("year", year="2025")
     desktop = tmp_path / "dashboard-desktop.png"
     page.screenshot(desktop, 1280, 1000, mobile=False)
+    assert page.js("return document.documentElement.scrollWidth <= window.innerWidth")
     layout = page.js("""var a = document.getElementById('chart-towns').getBoundingClientRect(),
                         b = document.getElementById('chart-organizations').getBoundingClientRect();
                         return [a.left, a.top, b.left, b.top]""")
@@ -430,10 +431,12 @@ async def test_the_dashboard_in_headless_chromium(browser: Any, api: str, gql: G
     assert _by_name(towns["y"], towns["series"][0]) == {w["shitang"].name: 3, w["zeguo"].name: 2}
     assert page.figure("totalHours") == "5" and "本组织" in page.el("viewer-name").text
 
-    # when the login expires (the token no longer verifies), the next load goes back to the login form
-    page.js("sessionStorage.setItem('youthlink.dashboard.token', 'expired.or.revoked')")
-    page.open()
-    assert page.state() == "login-error" and "登录已失效" in page.el("login-error").text
+    # when the login no longer verifies (the city admin's token, revoked by the logout; or one that expired),
+    # the next load goes back to the login form and says so
+    for stale in (token, "expired.or.malformed"):
+        page.js("sessionStorage.setItem('youthlink.dashboard.token', arguments[0])", stale)
+        page.open()
+        assert page.state() == "login-error" and "登录已失效" in page.el("login-error").text
 
     # when a volunteer logs in, they are told the dashboard is for admins, and no token is kept
     assert page.login(w["volunteer_phone"]) == "login-error"
