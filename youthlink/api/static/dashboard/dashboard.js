@@ -308,16 +308,18 @@
     });
   }
 
+  // Long names are cut to about a third of the chart's width (the tooltip has them whole).
+  function labelWidth(id) { return Math.max(72, Math.min(200, Math.round($(id).clientWidth * 0.32))); }
+  var BAR_CHARTS = ["chart-towns", "chart-organizations", "chart-projects"];
+
   function drawBars(id, figures) {
-    // Long names are cut to about a third of the chart's width (the tooltip has them whole).
-    var labelWidth = Math.max(72, Math.min(200, Math.round($(id).clientWidth * 0.32)));
     chart(id, figures, empty({
       tooltip: { trigger: "axis", axisPointer: { type: "shadow" },
                  valueFormatter: function (v) { return hours(v) + " 小时"; } },
       grid: { left: 8, right: 40, top: 8, bottom: 8, containLabel: true },
       xAxis: { type: "value" },
       yAxis: { type: "category", inverse: true, data: figures.names,
-               axisLabel: { width: labelWidth, overflow: "truncate" } },
+               axisLabel: { width: labelWidth(id), overflow: "truncate" } },
       series: [{ name: "服务时长（小时）", type: "bar", data: figures.hours, barMaxWidth: 24,
                  label: { show: true, position: "right" } }],
     }, figures.hours.length === 0));
@@ -354,7 +356,10 @@
   }
 
   function resizeCharts() {
-    Object.keys(charts).forEach(function (id) { charts[id].resize(); });
+    Object.keys(charts).forEach(function (id) {
+      if (BAR_CHARTS.indexOf(id) >= 0) { charts[id].setOption({ yAxis: { axisLabel: { width: labelWidth(id) } } }); }
+      charts[id].resize();
+    });
   }
 
   function disposeCharts() {
