@@ -397,7 +397,7 @@ async def test_the_dashboard_in_headless_chromium(browser: Any, api: str, gql: G
     page.screenshot(desktop, 1280, 1000, mobile=False)
     assert page.js("return document.documentElement.scrollWidth <= window.innerWidth")
     layout = page.js("""var a = document.getElementById('chart-towns').getBoundingClientRect(),
-                        b = document.getElementById('chart-organizations').getBoundingClientRect();
+                        b = document.getElementById('chart-projects').getBoundingClientRect();
                         return [a.left, a.top, b.left, b.top]""")
     assert layout[1] == layout[3] and layout[0] < layout[2], layout  # side by side
     phone = tmp_path / "dashboard-phone.png"
@@ -405,7 +405,7 @@ async def test_the_dashboard_in_headless_chromium(browser: Any, api: str, gql: G
     assert page.js("return document.documentElement.scrollWidth <= window.innerWidth"), page.js(
         "return [document.documentElement.scrollWidth, window.innerWidth]")
     layout = page.js("""var a = document.getElementById('chart-towns').getBoundingClientRect(),
-                        b = document.getElementById('chart-organizations').getBoundingClientRect();
+                        b = document.getElementById('chart-projects').getBoundingClientRect();
                         return [a.left, a.top, b.left, b.top, a.width, window.innerWidth]""")
     assert layout[0] == layout[2] and layout[1] < layout[3] and layout[4] <= layout[5], layout  # stacked
     assert page.js("return echarts.getInstanceByDom(document.getElementById('chart-towns')).getWidth()") <= 390

@@ -130,7 +130,7 @@
         showLogin("数据看板仅供市级管理员和组织管理员使用；志愿者请在手机应用中查看自己的服务时长");
         return;
       }
-      $("viewer-name").textContent = data.viewer.name + (audience === "CITY" ? "（全市）" : "（本组织及下级）");
+      $("viewer-name").textContent = data.viewer.name + (audience === "CITY" ? " · 全市" : " · 本组织及下级");
       show("overview");
       loadOverview();
     });
@@ -159,6 +159,7 @@
     $("period-quarter").value = String(Math.floor((m - 1) / 3) + 1);
     $("period-from").value = iso(y, m, 1);
     $("period-to").value = iso(y, m, now.getDate());
+    $("period-kind").value = "year"; // the year so far: every month of it, from the first look
     showPeriodInputs();
   }
 
@@ -276,6 +277,7 @@
     option.color = COLORS;
     option.animation = false;
     instance.setOption(option, true);
+    instance.resize(); // its box may have changed (bar charts grow with their list)
     return instance;
   }
 
@@ -313,13 +315,15 @@
   var BAR_CHARTS = ["chart-towns", "chart-organizations", "chart-projects"];
 
   function drawBars(id, figures) {
+    // One row per name, every name shown: the chart grows with the list (a city has dozens of organizations).
+    $(id).style.height = Math.max(240, figures.names.length * 28 + 48) + "px";
     chart(id, figures, empty({
       tooltip: { trigger: "axis", axisPointer: { type: "shadow" },
                  valueFormatter: function (v) { return hours(v) + " 小时"; } },
       grid: { left: 8, right: 40, top: 8, bottom: 8, containLabel: true },
       xAxis: { type: "value" },
       yAxis: { type: "category", inverse: true, data: figures.names,
-               axisLabel: { width: labelWidth(id), overflow: "truncate" } },
+               axisLabel: { width: labelWidth(id), overflow: "truncate", interval: 0 } },
       series: [{ name: "服务时长（小时）", type: "bar", data: figures.hours, barMaxWidth: 24,
                  label: { show: true, position: "right" } }],
     }, figures.hours.length === 0));
