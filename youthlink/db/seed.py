@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from youthlink.config import get_settings
 from youthlink.db.models import Organization, Project, ProjectPartner, Town, Volunteer
 from youthlink.db.models.enums import OrganizationKind, Role
+from youthlink.domain import rollups
 from youthlink.domain.accounts import hash_password
 from youthlink.domain.hours.deadlines import due_on
 from youthlink.domain.hours.ledger import award_star_levels, rebuild_totals
@@ -430,6 +431,9 @@ async def load_demo(session: AsyncSession, scale: Scale = "small", seed: int = 2
     if drifted:
         log.warning("demo data: %d volunteer totals differed from their approved records; rebuilt", drifted)
     await award_star_levels(session)
+    # The records were written in bulk, without the stats.refresh jobs approvals record: build the statistics'
+    # rollups now, or a calendar month, quarter or year would show nothing until the nightly rebuild.
+    await rollups.rebuild(session, initial=True)
     await _ddl(session, "ANALYZE volunteers, accounts, role_grants, teams, team_members, tasks, signups, "
                         "service_records")
     log.info("demo data (%s): %d volunteers, %d teams, %d tasks, %d sign-ups, %d service records", scale,

@@ -7,6 +7,7 @@ import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import date, datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -690,6 +691,13 @@ async def _viewer_volunteer(root: Viewer, info: Info) -> Volunteer | None:
     return Volunteer.from_row(row) if row else None
 
 
+@strawberry.enum
+class StatsAudience(Enum):
+    CITY = "city"
+    ORGANIZATION = "organization"
+    VOLUNTEER = "volunteer"
+
+
 @strawberry.type
 class Viewer:
     """Who is logged in; each part is read only when asked for."""
@@ -697,6 +705,9 @@ class Viewer:
     name: str = strawberry.field(resolver=_viewer_name)
     roles: list[Role]  # type: ignore[valid-type]
     volunteer: Volunteer | None = strawberry.field(resolver=_viewer_volunteer)
+    stats_audience: StatsAudience | None = strawberry.field(
+        description="Whose figures cityStats answers with for this login: the city's, organizations' (with their "
+                    "children) or one's own; null when none (the dashboard is for CITY and ORGANIZATION)")
     account_id: strawberry.Private[uuid.UUID]
     volunteer_id: strawberry.Private[uuid.UUID | None]
 
