@@ -208,6 +208,13 @@ async def run(args: argparse.Namespace, url: str) -> None:
         print(f"{args.clients} concurrent clients, {args.seconds:.0f} s per measurement, {args.rounds} rounds, "
               f"alternating graphql/reference; {os.cpu_count()} cores shared by servers and load generator; "
               f"cache of public answers {'off' if args.no_public_cache else 'on (OpenTasks is public, Me is not)'}")
+        if args.floor:
+            # The stack's fixed cost: a request that reads nothing but the token's account (as both cases do).
+            floor = Case("Floor", "POST", graphql_url, orjson.dumps({"query": "{ __typename }"}))
+            result = await load(floor, headers, args.clients, args.seconds, servers[0].pid)
+            print(f"{'Floor':10s} graphql   {result.rate:8.0f} req/s  p50 {result.percentile(0.5):6.1f} ms  "
+                  f"p99 {result.percentile(0.99):6.1f} ms  server CPU {result.cpu_ms or 0:5.2f} ms/req  "
+                  "({ __typename } with the bearer token: HTTP, the GraphQL view, the actor's statement)")
         for name, (ours, theirs) in cases.items():
             graphql, reference = [], []
             for _ in range(args.rounds):
@@ -227,6 +234,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-public-cache", action="store_true",
                         help="run the app without its short-lived cache of public answers (every request executes)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure `{ __typename }` with the token: the GraphQL stack's cost per request")
     args = parser.parse_args()
     url = ensure_city()
     try:

@@ -97,7 +97,9 @@ GraphQL = Callable[..., Awaitable[dict[str, Any]]]
 
 @pytest.fixture(scope="session")
 async def http(api: str) -> AsyncIterator[httpx.AsyncClient]:
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    # Idle connections expire here before uvicorn closes them (its keep-alive is 5 s, as httpx's default):
+    # at equal timeouts a request can go out on a connection the server is closing (httpx.ReadError).
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=api, timeout=60, limits=limits) as client:
         yield client
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,14 @@ def test_up_starts_everything_embedded_and_stops_cleanly(tmp_path: Path) -> None
     demo_login = 'mutation { login(input: {phone: "13900000000", password: "youthlink-demo"}) { token } }'
     login = httpx.post(f"http://127.0.0.1:{port}/graphql", timeout=10, json={"query": demo_login}).json()
     assert login["data"]["login"]["token"], "the demo city admin can log in"
+    # and the demo's hours are in the statistics' rollups at once (a calendar year reads them), not only after
+    # the nightly rebuild: the dashboard shows them from the first start
+    year = (date.today() - timedelta(days=40)).year  # the demo's records span the last 300 days
+    stats = httpx.post(f"http://127.0.0.1:{port}/graphql", timeout=10, headers={
+        "Authorization": f"Bearer {login['data']['login']['token']}"}, json={
+        "query": "query($from: Date!, $to: Date!) { cityStats(from: $from, to: $to) { totalHours } }",
+        "variables": {"from": f"{year}-01-01", "to": f"{year}-12-31"}}).json()
+    assert stats["data"]["cityStats"]["totalHours"] > 0, stats
 
     # then SIGTERM stops every child and the command exits cleanly
     assert _stop(process) == 0

@@ -135,6 +135,20 @@ async def _create_task(w: World) -> tuple[str, dict[str, Any]]:
         "location": {"address": "九龙湖", "lat": 28.37, "lng": 121.37}}}
 
 
+async def _update_task(w: World) -> tuple[str, dict[str, Any]]:
+    task = await w.task()
+    later = task.starts_at + timedelta(hours=1)
+    return ("mutation($i: UpdateTaskInput!) { updateTask(input: $i) { task { id } errors { field message code } } }",
+            {"i": {"taskId": gid("Task", task.id), "startsAt": later.isoformat(),
+                   "endsAt": (later + timedelta(hours=2)).isoformat()}})
+
+
+async def _cancel_task(w: World) -> tuple[str, dict[str, Any]]:
+    task = await w.task()
+    return ("mutation($i: CancelTaskInput!) { cancelTask(input: $i) { task { id } errors { field message code } } }",
+            {"i": {"taskId": gid("Task", task.id), "reason": "天气原因"}})
+
+
 async def _request_matching(w: World) -> tuple[str, dict[str, Any]]:
     task = await w.task(mode=AssignmentMode.MATCHED)
     return operation("RequestMatching"), {"taskId": gid("Task", task.id)}
@@ -450,6 +464,8 @@ CELLS = [
     Cell("login", frozenset(EVERYONE), _login),
     Cell("logout", frozenset(LOGGED_IN), _logout),
     Cell("createTask", X_OR_CITY, _create_task),
+    Cell("updateTask (X's task)", X_OR_CITY, _update_task),
+    Cell("cancelTask (X's task)", X_OR_CITY, _cancel_task),
     Cell("requestMatching", X_OR_CITY, _request_matching),
     Cell("signUp", frozenset(VOLUNTEERS), _sign_up),
     Cell("cancelSignup (A's)", frozenset({"volunteer A", *ADMINS_OF_X}), _cancel),

@@ -1,4 +1,4 @@
-"""The FastAPI app: lifespan (one engine per process), /health, /graphql, and the error mapping."""
+"""The FastAPI app: lifespan (one engine per process), /health, /graphql, /dashboard, and the error mapping."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from strawberry.fastapi import GraphQLRouter
 
 from youthlink.api.certificates import router as certificates_router
+from youthlink.api.dashboard import router as dashboard_router
+from youthlink.api.dashboard import static_files
 from youthlink.api.imports import router as imports_router
 from youthlink.api.limits import BodySizeLimit
 from youthlink.api.reports import router as reports_router
@@ -117,7 +119,7 @@ def create_app(settings: Settings | None = None, *, public_cache: bool | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(database_url(), settings)
+        engine = make_engine(database_url(), settings, role="api")
         db = Database(engine)
         db.relay = relay_in_background(db)
         app.state.db = db
@@ -162,6 +164,8 @@ def create_app(settings: Settings | None = None, *, public_cache: bool | None = 
     app.include_router(certificates_router)
     app.include_router(imports_router)
     app.include_router(reports_router)
+    app.include_router(dashboard_router)
+    app.mount("/static", static_files(), name="static")
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:

@@ -43,6 +43,7 @@ from youthlink.db.models import (
     Volunteer,
 )
 from youthlink.db.models.enums import LitterCategory, OrganizationKind, OutcomeKind, ProblemCategory, Role, TaskStatus
+from youthlink.domain import rollups
 from youthlink.domain.accounts import hash_password
 from youthlink.domain.hours.deadlines import due_on
 from youthlink.domain.hours.ledger import award_star_levels, rebuild_totals
@@ -446,6 +447,9 @@ async def load_demo(session: AsyncSession, scale: Scale = "small", seed: int = 2
     if drifted:
         log.warning("demo data: %d volunteer totals differed from their approved records; rebuilt", drifted)
     await award_star_levels(session)
+    # The records were written in bulk, without the stats.refresh jobs approvals record: build the statistics'
+    # rollups now, or a calendar month, quarter or year would show nothing until the nightly rebuild.
+    await rollups.rebuild(session, initial=True)
     reported = await load_demo_outcomes(session, seed)
     await _ddl(session, "ANALYZE volunteers, accounts, role_grants, teams, team_members, tasks, signups, "
                         "service_records, service_outcomes, service_outcome_lines")

@@ -46,6 +46,9 @@ from youthlink.domain import outbox
 EXTERNAL = ("email", "webhook")
 # Time-critical messages go out at night too; everything else waits for the end of the quiet hours.
 URGENT = frozenset({"task.reminder", "signup.promoted"})
+# Urgent only when their task is near: a change to (or the cancellation of) tomorrow morning's task must reach
+# the volunteer tonight; one of next week's can wait for the morning.
+URGENT_WHEN_DUE_WITHIN = {"task.changed": timedelta(hours=24), "task.cancelled": timedelta(hours=24)}
 MUTED_BY_REMINDER_SETTING = frozenset({"task.reminder"})
 
 
@@ -92,6 +95,10 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "star_level.reached": ("星级志愿者", "恭喜您达到 {{ level }} 星级志愿者！"),
         "certificate.requested": ("新的证明申请", "有志愿者申请志愿服务证明，请及时出具。"),
         "certificate.issued": ("志愿服务证明已出具", "您的志愿服务证明已出具，可在平台下载。"),
+        "task.changed": ("任务变更：{{ task_title }}", "“{{ task_title }}”的时间或地点有变：现为 {{ starts_at }} 至 "
+                         "{{ ends_at }}，地点 {{ address }}（原为 {{ old_starts_at }}，{{ oldAddress }}）。"),
+        "task.cancelled": ("任务取消：{{ task_title }}", "很抱歉，原定 {{ starts_at }} 开始的“{{ task_title }}”已取消。"
+                           "原因：{{ reason }}"),
     },
     "en": {
         "signup.confirmed": ("Signed up: {{ task_title }}", "You are confirmed for “{{ task_title }}”, "
@@ -106,12 +113,26 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "task.reminder": ("Reminder: {{ task_title }}", "“{{ task_title }}” starts {{ starts_at }}."),
         "task.underfilled": ("Under-filled: {{ task_title }}", "“{{ task_title }}” starts {{ starts_at }} with "
                              "{{ filled }}/{{ slots }} volunteers."),
+        "task.changed": ("Changed: {{ task_title }}", "“{{ task_title }}” has moved: now {{ starts_at }} to "
+                         "{{ ends_at }} at {{ address }} (was {{ old_starts_at }}, {{ oldAddress }})."),
+        "task.cancelled": ("Cancelled: {{ task_title }}", "Sorry: “{{ task_title }}”, due to start {{ starts_at }}, "
+                           "is cancelled. Reason: {{ reason }}"),
     },
 }
 FALLBACK = ("Youthlink", "{{ kind }}")
 _environment = Environment(
     loader=DictLoader({}), autoescape=select_autoescape(default_for_string=False), undefined=StrictUndefined,
 )
+
+
+def is_urgent(kind: str, due_at: datetime | None, now: datetime) -> bool:
+    """Whether a message goes out during the quiet hours: always for URGENT kinds; for the kinds in
+    URGENT_WHEN_DUE_WITHIN when `due_at` (the task's start; for a moved task, the earlier of the old and the
+    new one) is that close, or past."""
+    if kind in URGENT:
+        return True
+    within = URGENT_WHEN_DUE_WITHIN.get(kind)
+    return within is not None and due_at is not None and due_at - now <= within
 
 
 def render(kind: str, context: dict[str, Any], language: str = "zh") -> tuple[str, str]:
@@ -160,14 +181,15 @@ def channels_for(preference: NotificationPreference | None) -> list[str]:
 
 
 async def schedule(session: AsyncSession, notification_id: uuid.UUID, kind: str,
-                   preference: NotificationPreference | None, now: datetime | None = None) -> int:
+                   preference: NotificationPreference | None, now: datetime | None = None,
+                   due_at: datetime | None = None) -> int:
     """Create the notification's deliveries (one per chosen channel) and their outbox jobs, in the caller's
-    transaction. Idempotent: the (notification, channel) key holds."""
+    transaction. Idempotent: the (notification, channel) key holds. `due_at`: see `is_urgent`."""
     channels = channels_for(preference)
     if not channels:
         return 0
     now = now or datetime.now(UTC)
-    not_before = None if kind in URGENT else quiet_until(now, get_settings())
+    not_before = None if is_urgent(kind, due_at, now) else quiet_until(now, get_settings())
     made = 0
     for channel in channels:
         delivery_id = await session.scalar(
@@ -254,14 +276,21 @@ async def prepare(session: AsyncSession, delivery_id: uuid.UUID) -> tuple[str, D
     if not address:
         return None
     context = dict(notification.payload)
+    zone = ZoneInfo(get_settings().city_timezone)
+
+    def local(at: datetime) -> str:
+        return at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
     if "taskId" in context:
-        task = (await session.execute(select(Task.title, Task.starts_at).where(
+        # The task as it is now (a moved task's message shows where and when it is, whenever it goes out).
+        task = (await session.execute(select(Task.title, Task.starts_at, Task.ends_at, Task.address).where(
             Task.id == uuid.UUID(str(context["taskId"]))))).first()
         if task is not None:
-            zone = ZoneInfo(get_settings().city_timezone)
-            context.update(task_title=task[0], starts_at=task[1].astimezone(zone).strftime("%Y-%m-%d %H:%M"))
-    context.setdefault("task_title", "")
-    context.setdefault("starts_at", "")
+            context.update(task_title=task[0], starts_at=local(task[1]), ends_at=local(task[2]), address=task[3])
+    if isinstance(context.get("oldStartsAt"), str):
+        context["old_starts_at"] = local(datetime.fromisoformat(context["oldStartsAt"]))
+    for name in ("task_title", "starts_at", "ends_at", "address", "old_starts_at"):
+        context.setdefault(name, "")
     subject, body = render(notification.kind, context, get_settings().notification_language)
     return delivery.channel, Delivery(id=delivery.id, kind=notification.kind, subject=subject, body=body,
                                       payload=dict(notification.payload), address=address,

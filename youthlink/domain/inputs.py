@@ -96,6 +96,19 @@ class Login(Command):
     password: str = Field(min_length=1, max_length=128)
 
 
+def window_problem(starts_at: datetime, ends_at: datetime, signup_deadline: datetime | None
+                   ) -> tuple[str, str, str] | None:
+    """What is wrong with a task's time window, as (code, message, field); None when nothing is. Creating a
+    task checks it here; changing one checks the merged window in `tasks.update_task`."""
+    if ends_at <= starts_at:
+        return "INVALID_TIME_RANGE", "结束时间必须晚于开始时间", "endsAt"
+    if ends_at - starts_at > MAX_TASK_SPAN:
+        return "INVALID_TIME_RANGE", "任务时长不能超过 7 天", "endsAt"
+    if signup_deadline is not None and signup_deadline > starts_at:
+        return "INVALID_DEADLINE", "报名截止时间不能晚于开始时间", "signupDeadline"
+    return None
+
+
 class CreateTask(Command):
     organization_id: uuid.UUID
     project_id: uuid.UUID | None = None
@@ -116,13 +129,52 @@ class CreateTask(Command):
 
     @model_validator(mode="after")
     def _window(self) -> CreateTask:
-        if self.ends_at <= self.starts_at:
-            raise rule_error("INVALID_TIME_RANGE", "结束时间必须晚于开始时间", "endsAt")
-        if self.ends_at - self.starts_at > MAX_TASK_SPAN:
-            raise rule_error("INVALID_TIME_RANGE", "任务时长不能超过 7 天", "endsAt")
-        if self.signup_deadline is not None and self.signup_deadline > self.starts_at:
-            raise rule_error("INVALID_DEADLINE", "报名截止时间不能晚于开始时间", "signupDeadline")
+        problem = window_problem(self.starts_at, self.ends_at, self.signup_deadline)
+        if problem is not None:
+            raise rule_error(*problem)
         return self
+
+
+# UpdateTask's fields that null clears; null for any other is refused.
+CLEARABLE = frozenset({"signup_deadline", "min_age"})
+
+
+class UpdateTask(Command):
+    """A partial change to a task: only the fields the client sent are changed (`model_fields_set`). The
+    rules that need the stored task (the merged time window, the filled slots, the task's state) are checked
+    by `tasks.update_task`."""
+
+    task_id: uuid.UUID
+    title: str | None = Field(default=None, min_length=1, max_length=128)
+    description: str | None = Field(default=None, max_length=5000)
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    signup_deadline: AwareDatetime | None = None  # null clears it
+    location: Place | None = None
+    slots: int | None = Field(default=None, gt=0, le=10000)
+    required_skills: Skills | None = None
+    min_age: int | None = Field(default=None, ge=0, le=100)  # null clears it
+    checkin_radius_m: int | None = Field(default=None, gt=0, le=50000)
+
+    @model_validator(mode="after")
+    def _given(self) -> UpdateTask:
+        changed = self.changed()
+        if not changed:
+            raise rule_error("NOTHING_TO_UPDATE", "没有要修改的内容", "input")
+        for name in sorted(changed - CLEARABLE):
+            if getattr(self, name) is None:
+                raise rule_error("INVALID_INPUT", "该项不能为空", to_camel(name))
+        return self
+
+    def changed(self) -> set[str]:
+        """The task's fields the client sent (the task ID aside)."""
+        return set(self.model_fields_set) - {"task_id"}
+
+
+class CancelTask(Command):
+    task_id: uuid.UUID
+    # Told to every volunteer whose sign-up the cancellation ends (and kept on the sign-up).
+    reason: str = Field(min_length=2, max_length=256)
 
 
 class CheckIn(Command):

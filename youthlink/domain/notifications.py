@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import DateTime, String, cast, exists, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from youthlink.config import get_settings
 from youthlink.db.models import Notification, NotificationPreference, RoleGrant, Signup, Task
@@ -27,8 +28,10 @@ MAX_LIST = 100
 
 
 async def notify(session: AsyncSession, *, kind: str, payload: dict[str, Any], account_id: uuid.UUID | None = None,
-                 volunteer_id: uuid.UUID | None = None, dedupe_key: str | None = None) -> bool:
-    """Write one notification to an account or a volunteer; False when its dedupe key was already used."""
+                 volunteer_id: uuid.UUID | None = None, dedupe_key: str | None = None,
+                 due_at: datetime | None = None) -> bool:
+    """Write one notification to an account or a volunteer; False when its dedupe key was already used.
+    `due_at` (a task's start) makes some kinds urgent when it is near (`delivery.is_urgent`)."""
     if (account_id is None) == (volunteer_id is None):
         raise ValueError("a notification has exactly one recipient")
     preference = await delivery.preferences_of(session, account_id=account_id, volunteer_id=volunteer_id)
@@ -44,7 +47,7 @@ async def notify(session: AsyncSession, *, kind: str, payload: dict[str, Any], a
     if created is None:
         return False
     # Its deliveries over the recipient's other channels, and their jobs, in this same transaction.
-    await delivery.schedule(session, created, kind, preference)
+    await delivery.schedule(session, created, kind, preference, due_at=due_at)
     return True
 
 
@@ -107,6 +110,23 @@ def reminder_window(lead: float, leads: Sequence[float]) -> float:
     return max(shorter) if shorter else 0.0
 
 
+def reminder_key(lead: float, signup_id: uuid.UUID, starts_at: datetime) -> str:
+    """A reminder's dedupe key: once per sign-up, lead time and start time, so a task moved to another time
+    gets its reminders again, for the new time (the ones sent for the old time stay sent)."""
+    return f"task.reminder:{lead:g}h:{signup_id}:{int(starts_at.timestamp())}"
+
+
+def _sent_before_keys_had_the_start(lead: float) -> Any:
+    """A reminder written under the key without the start (before tasks could move) for the task's current
+    start: sent already. Keeps a deploy from sending those again; unneeded once the longest lead has passed
+    since (then it may go)."""
+    sent = aliased(Notification)
+    return exists().where(
+        sent.dedupe_key == literal(f"task.reminder:{lead:g}h:") + cast(Signup.id, String),
+        cast(sent.payload["startsAt"].astext, DateTime(timezone=True)) == Task.starts_at,
+    )
+
+
 async def send_due_reminders(session: AsyncSession, now: datetime | None = None) -> dict[str, int]:
     """The beat's sweep: reminders to volunteers before their confirmed tasks (`task.reminder`, one per
     sign-up and lead time), and a warning to the organization of a task still under-filled a day before it
@@ -121,7 +141,8 @@ async def send_due_reminders(session: AsyncSession, now: datetime | None = None)
             select(Signup.id, Signup.volunteer_id, Task.id, Task.starts_at)
             .join(Task, Task.id == Signup.task_id)
             .where(Signup.status == SignupStatus.CONFIRMED, Task.status == TaskStatus.OPEN,
-                   Task.starts_at > now + timedelta(hours=until), Task.starts_at <= now + timedelta(hours=lead))
+                   Task.starts_at > now + timedelta(hours=until), Task.starts_at <= now + timedelta(hours=lead),
+                   ~_sent_before_keys_had_the_start(lead))
             .order_by(Task.starts_at, Signup.id)
         )).all()
         for signup_id, volunteer_id, task_id, starts_at in rows:
@@ -129,7 +150,7 @@ async def send_due_reminders(session: AsyncSession, now: datetime | None = None)
                 session, volunteer_id=volunteer_id, kind="task.reminder",
                 payload={"signupId": str(signup_id), "taskId": str(task_id), "hoursBefore": lead,
                          "startsAt": starts_at.isoformat()},
-                dedupe_key=f"task.reminder:{lead:g}h:{signup_id}",
+                dedupe_key=reminder_key(lead, signup_id, starts_at),
             )
     horizon = now + timedelta(hours=settings.notification_underfilled_hours)
     underfilled = (await session.execute(

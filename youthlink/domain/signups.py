@@ -25,8 +25,15 @@ from youthlink.domain.matching import waitlist
 from youthlink.errors import Conflict, Forbidden, Invalid, NotFound
 
 
-async def _task_for_update(session: AsyncSession, task_id: uuid.UUID, field: str = "taskId") -> Task:
-    task = await session.get(Task, task_id)
+async def _task_for_update(session: AsyncSession, task_id: uuid.UUID, field: str = "taskId", lock: bool = False
+                           ) -> Task:
+    """The task; with `lock`, its row locked as a slot count's UPDATE locks it (FOR NO KEY UPDATE), so a sign-up
+    decided on this task's state cannot interleave with a change or cancellation of the task."""
+    if lock:
+        task = await session.scalar(select(Task).where(Task.id == task_id).with_for_update(key_share=True)
+                                    .execution_options(populate_existing=True))
+    else:
+        task = await session.get(Task, task_id)
     if task is None:
         raise NotFound("TASK_NOT_FOUND", "任务不存在", field)
     return task
@@ -97,7 +104,8 @@ async def _active_signup_exists(session: AsyncSession, task_id: uuid.UUID, volun
 async def sign_up(session: AsyncSession, actor: Actor, task_id: uuid.UUID) -> Signup:
     volunteer_id = policies.require_volunteer(actor)
     volunteer = await _lock_volunteer(session, volunteer_id)
-    task = await _task_for_update(session, task_id)
+    # Locked after the volunteer (the matcher's order too): a cancellation committed meanwhile is seen here.
+    task = await _task_for_update(session, task_id, lock=True)
     now = datetime.now(UTC)
     if task.status is not TaskStatus.OPEN:
         raise Conflict("TASK_NOT_OPEN", "该任务当前不接受报名", "taskId")

@@ -1,4 +1,4 @@
-"""Service tasks: posting them, finding them, and the rotating on-site check-in code."""
+"""Service tasks: posting, changing and cancelling them, finding them, and the rotating on-site check-in code."""
 
 from __future__ import annotations
 
@@ -9,19 +9,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyotp
-from sqlalchemy import ColumnElement, Float, Integer, Select, bindparam, func, select
+from sqlalchemy import ColumnElement, Float, Integer, Select, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from youthlink.config import get_settings
-from youthlink.db.models import Project, Task, Team, Town
-from youthlink.db.models.enums import TaskStatus
-from youthlink.domain import audit, organizations, policies
+from youthlink.db.models import Project, Signup, Task, Team, Town
+from youthlink.db.models.enums import SLOT_HOLDING, AssignmentMode, SignupStatus, TaskStatus
+from youthlink.domain import audit, notifications, organizations, policies, signups
 from youthlink.domain.actor import Actor
 from youthlink.domain.geo import EARTH_RADIUS_KM, sql_haversine_km
-from youthlink.domain.inputs import CreateTask
+from youthlink.domain.inputs import CancelTask, CreateTask, UpdateTask, window_problem
+from youthlink.domain.matching import waitlist
 from youthlink.domain.pagination import Page, decode_cursor, encode_cursor, keyset_after, page_size
 from youthlink.domain.reads import Scope, cached
-from youthlink.errors import Forbidden, Invalid, NotFound
+from youthlink.errors import Conflict, Forbidden, Invalid, NotFound
 
 
 async def create_task(session: AsyncSession, actor: Actor, command: CreateTask) -> Task:
@@ -78,6 +79,179 @@ async def create_task(session: AsyncSession, actor: Actor, command: CreateTask) 
     session.add(task)
     await session.flush()
     audit.record(session, actor.account_id, "task.create", "task", task.id, status=status.value)
+    return task
+
+
+# Sign-ups whose volunteers are told when their task moves (time or place): those still in play before it starts.
+TOLD_OF_CHANGES = (SignupStatus.CONFIRMED, SignupStatus.WAITLISTED, SignupStatus.APPLIED)
+# Sign-ups a cancellation ends (a task someone attended is not cancelled: see cancel_task).
+ENDED_BY_CANCELLATION = (SignupStatus.CONFIRMED, SignupStatus.WAITLISTED, SignupStatus.APPLIED)
+ATTENDED = (SignupStatus.CHECKED_IN, SignupStatus.COMPLETED, SignupStatus.NO_SHOW)
+# What makes a change "material": the volunteers are told (a new title or more slots is not worth a message).
+MATERIAL = ("starts_at", "ends_at", "address", "lat", "lng")
+
+
+async def _locked_task(session: AsyncSession, task_id: uuid.UUID) -> Task:
+    """The task, its row locked (FOR NO KEY UPDATE: the lock a slot count's UPDATE takes, so sign-ups and this
+    change wait for each other; rows that only refer to the task are not held up)."""
+    task = await session.scalar(select(Task).where(Task.id == task_id).with_for_update(key_share=True)
+                                .execution_options(populate_existing=True))
+    if task is None:
+        raise NotFound("TASK_NOT_FOUND", "任务不存在", "taskId")
+    return task
+
+
+async def _require_manages(session: AsyncSession, actor: Actor, task: Task) -> None:
+    # The rule of createTask: the task's organization's admins (or those of an ancestor), the city's admins,
+    # and the leader of the team the task is posted for.
+    policies.require_manages_task(actor, await organizations.lineage(session, task.organization_id), task.team_id)
+
+
+def _refuse_if_over(task: Task) -> None:
+    if task.status is TaskStatus.CANCELLED:
+        raise Conflict("TASK_CANCELLED", "任务已取消", "taskId")
+    if task.status is TaskStatus.COMPLETED:
+        raise Conflict("TASK_COMPLETED", "任务已结束", "taskId")
+
+
+async def _attendance(session: AsyncSession, task_id: uuid.UUID) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Signup).where(
+        Signup.task_id == task_id, Signup.status.in_(ATTENDED))) or 0)
+
+
+def _audit_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+async def update_task(session: AsyncSession, actor: Actor, command: UpdateTask) -> Task:
+    """Change the fields the command carries. A change of time or place is told to every volunteer still in
+    play (`task.changed`, in this transaction); more slots go to the waitlist at once."""
+    policies.require_login(actor)
+    task = await _locked_task(session, command.task_id)
+    await _require_manages(session, actor, task)
+    _refuse_if_over(task)
+    now = datetime.now(UTC)
+    new: dict[str, Any] = {name: getattr(command, name) for name in command.changed() if name != "location"}
+    if command.location is not None:
+        new |= {"address": command.location.address, "lat": command.location.lat, "lng": command.location.lng}
+    changes = {name: (getattr(task, name), value) for name, value in new.items() if getattr(task, name) != value}
+    starts_at, ends_at = new.get("starts_at", task.starts_at), new.get("ends_at", task.ends_at)
+    deadline = new.get("signup_deadline", task.signup_deadline)
+
+    material = sorted(set(changes) & set(MATERIAL))
+    if material:
+        # The volunteers are on their way or there: a change now would reach them too late.
+        if task.starts_at <= now or await _attendance(session, task.id):
+            raise Conflict("TASK_STARTED", "任务已开始，不能再改时间或地点", to_field(material[0]))
+    if ("starts_at" in changes or "ends_at" in changes) and starts_at <= now:
+        raise Invalid("START_IN_PAST", "开始时间不能早于现在", "startsAt")
+    problem = window_problem(starts_at, ends_at, deadline)
+    if problem is not None:
+        raise Invalid(*problem)
+    if "signup_deadline" in changes and deadline is not None and task.status is TaskStatus.OPEN and deadline <= now:
+        raise Invalid("INVALID_DEADLINE", "报名截止时间已过", "signupDeadline")
+    if "slots" in changes and new["slots"] < task.filled_slots:
+        raise Conflict("SLOTS_BELOW_FILLED", f"已有 {task.filled_slots} 人确认参加，名额不能少于此数", "slots")
+    if not changes:
+        return task  # what the task already says: nothing to store, nobody to tell
+
+    before = {"startsAt": task.starts_at, "endsAt": task.ends_at, "address": task.address}
+    more_slots = "slots" in changes and new["slots"] > task.slots
+    for name, (_, value) in changes.items():
+        setattr(task, name, value)
+    await session.flush()
+    audit.record(session, actor.account_id, "task.update", "task", task.id,
+                 changes={to_field(name): [_audit_value(old), _audit_value(value)]
+                          for name, (old, value) in sorted(changes.items())})
+    if material:
+        await _tell_changed(session, task, before)
+    if more_slots:
+        await _fill_from_waitlist(session, task, now)
+    return task
+
+
+def to_field(name: str) -> str:
+    """The client's name of a task field (what a refusal points at)."""
+    if name in ("address", "lat", "lng"):
+        return "location"
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+async def _tell_changed(session: AsyncSession, task: Task, before: dict[str, Any]) -> int:
+    """`task.changed` to each volunteer still in play, once per change (a change ID in the key: the same
+    move made again later is news again). Urgent when the old or the new start is near."""
+    rows = (await session.execute(
+        select(Signup.id, Signup.volunteer_id)
+        .where(Signup.task_id == task.id, Signup.status.in_(TOLD_OF_CHANGES))
+        .order_by(Signup.applied_at, Signup.id)
+    )).all()
+    change = uuid.uuid4()
+    shared = {"taskId": str(task.id),
+              "oldStartsAt": before["startsAt"].isoformat(), "newStartsAt": task.starts_at.isoformat(),
+              "oldEndsAt": before["endsAt"].isoformat(), "newEndsAt": task.ends_at.isoformat(),
+              "oldAddress": before["address"], "newAddress": task.address}
+    due = min(before["startsAt"], task.starts_at)
+    told = 0
+    for signup_id, volunteer_id in rows:
+        told += await notifications.notify(
+            session, volunteer_id=volunteer_id, kind="task.changed", payload={**shared, "signupId": str(signup_id)},
+            dedupe_key=f"task.changed:{change}:{signup_id}", due_at=due)
+    return told
+
+
+async def _fill_from_waitlist(session: AsyncSession, task: Task, now: datetime) -> None:
+    """New slots are offered as freed ones are: the matched waitlist's job, or first come's longest waiting."""
+    if task.assignment_mode is AssignmentMode.MATCHED:
+        await waitlist.slot_freed(session, task)
+        return
+    if task.status is not TaskStatus.OPEN or now >= task.starts_at:
+        return
+    while task.filled_slots < task.slots:
+        if await signups.promote_waitlisted(session, task.id) is None:
+            break
+        await session.refresh(task, ["filled_slots"])
+
+
+async def cancel_task(session: AsyncSession, actor: Actor, command: CancelTask) -> Task:
+    """Cancel a task that nobody has attended yet: every sign-up still in play is cancelled (its slot freed,
+    nobody promoted) and its volunteer told why (`task.cancelled`, in this transaction)."""
+    policies.require_login(actor)
+    found = await session.get(Task, command.task_id)
+    if found is None:
+        raise NotFound("TASK_NOT_FOUND", "任务不存在", "taskId")
+    await _require_manages(session, actor, found)
+    # Locks in the order the other writers take them: the slot holders, then the task (cancelSignup locks the
+    # sign-up, then updates the task's count); the task, then the other sign-ups (the matcher, the waitlist).
+    await session.execute(select(Signup.id).where(Signup.task_id == found.id, Signup.status.in_(SLOT_HOLDING))
+                          .order_by(Signup.id).with_for_update())
+    task = await _locked_task(session, found.id)
+    if task.status is TaskStatus.CANCELLED:
+        raise Conflict("ALREADY_CANCELLED", "任务已取消", "taskId")
+    _refuse_if_over(task)
+    now = datetime.now(UTC)
+    if task.ends_at <= now:
+        raise Conflict("TASK_ENDED", "任务已结束，不能取消", "taskId")
+    if await _attendance(session, task.id):
+        raise Conflict("TASK_ATTENDED", "已有志愿者签到，不能取消任务", "taskId")
+    ended = (await session.execute(
+        update(Signup)
+        .where(Signup.task_id == task.id, Signup.status.in_(ENDED_BY_CANCELLATION))
+        .values(status=SignupStatus.CANCELLED, cancelled_at=now, cancel_reason=command.reason)
+        .returning(Signup.id, Signup.volunteer_id)
+        .execution_options(synchronize_session=False)
+    )).all()
+    # Every slot holder was CONFIRMED (nobody attended) and is cancelled now: no slot is held any more.
+    task.status = TaskStatus.CANCELLED
+    task.filled_slots = 0
+    await session.flush()
+    audit.record(session, actor.account_id, "task.cancel", "task", task.id, reason=command.reason,
+                 signups_cancelled=len(ended))
+    for signup_id, volunteer_id in sorted(ended, key=lambda row: str(row[0])):
+        await notifications.notify(
+            session, volunteer_id=volunteer_id, kind="task.cancelled",
+            payload={"taskId": str(task.id), "signupId": str(signup_id), "reason": command.reason},
+            dedupe_key=f"task.cancelled:{signup_id}", due_at=task.starts_at)
     return task
 
 

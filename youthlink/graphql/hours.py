@@ -58,7 +58,7 @@ class CorrectionRequest:
             id=strawberry.ID(relay.to_base64("CorrectionRequest", str(row.id))),
             record_id=strawberry.ID(relay.to_base64("ServiceRecord", str(row.record_id))),
             hours=float(row.hours), what=row.what, why=row.why, status=row.status,
-            created_at=t.local_time(row.created_at), decided_at=t.local_time_or_none(row.decided_at),
+            created_at=row.created_at, decided_at=row.decided_at,
             decision_reason=row.decision_reason, adjustment_id=_gid("Adjustment", row.adjustment_id),
         )
 
@@ -77,7 +77,7 @@ class RecordEvent:
     @classmethod
     def from_event(cls, event: HistoryEvent) -> RecordEvent:
         data = event.data
-        return cls(at=t.local_time(event.at), action=event.action, actor_name=event.actor_name,
+        return cls(at=event.at, action=event.action, actor_name=event.actor_name,
                    hours=float(Decimal(data["hours"])) if data.get("hours") is not None else None,
                    reason=data.get("reason"), details=JSON(data))
 
@@ -108,8 +108,8 @@ class Certificate:
             hours=float(row.hours) if row.hours is not None else None,
             period_from=date.fromisoformat(facts["periodFrom"]) if "periodFrom" in facts else row.period_from,
             period_to=date.fromisoformat(facts["periodTo"]) if "periodTo" in facts else row.period_to,
-            requested_at=t.local_time(row.created_at), issued_at=t.local_time_or_none(row.issued_at),
-            revoked_at=t.local_time_or_none(row.revoked_at), verification_code=row.verification_code,
+            requested_at=row.created_at, issued_at=row.issued_at,
+            revoked_at=row.revoked_at, verification_code=row.verification_code,
             verify_url=certificates.verify_url(row.verification_code) if row.verification_code else None,
             download_url=f"/certificates/{row.id}.pdf" if issued else None,
             organization_name=facts.get("organization"), row=row,
@@ -127,8 +127,8 @@ class Notification:
     @classmethod
     def from_row(cls, row: models.Notification) -> Notification:
         return cls(id=strawberry.ID(relay.to_base64("Notification", str(row.id))), kind=row.kind,
-                   payload=JSON(row.payload), created_at=t.local_time(row.created_at),
-                   read_at=t.local_time_or_none(row.read_at))
+                   payload=JSON(row.payload), created_at=row.created_at,
+                   read_at=row.read_at)
 
 
 @strawberry.type

@@ -107,8 +107,8 @@ class MatchingRun:
 
     @classmethod
     def from_row(cls, row: Any) -> MatchingRun:
-        return cls(id=strawberry.ID(str(row.id)), started_at=t.local_time(row.started_at),
-                   finished_at=t.local_time(row.finished_at), tasks=row.tasks, applications=row.applications,
+        return cls(id=strawberry.ID(str(row.id)), started_at=row.started_at,
+                   finished_at=row.finished_at, tasks=row.tasks, applications=row.applications,
                    confirmed=row.confirmed, waitlisted=row.waitlisted, rejected=row.rejected, method=row.method,
                    exact=row.exact, filled=row.filled, score=row.score / 1000, bound_filled=row.bound_filled,
                    bound_score=row.bound_score / 1000)

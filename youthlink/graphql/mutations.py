@@ -120,6 +120,27 @@ class CreateTaskInput:
     publish: bool = True
 
 
+@strawberry.input(description="Only the fields sent are changed; null clears signupDeadline and minAge")
+class UpdateTaskInput:
+    task_id: strawberry.ID
+    title: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    starts_at: datetime | None = strawberry.UNSET
+    ends_at: datetime | None = strawberry.UNSET
+    signup_deadline: datetime | None = strawberry.UNSET
+    location: LocationInput | None = strawberry.UNSET
+    slots: int | None = strawberry.UNSET
+    required_skills: list[str] | None = strawberry.UNSET
+    min_age: int | None = strawberry.UNSET
+    checkin_radius_m: int | None = strawberry.UNSET
+
+
+@strawberry.input
+class CancelTaskInput:
+    task_id: strawberry.ID
+    reason: str = strawberry.field(description="Told to every volunteer whose sign-up the cancellation ends")
+
+
 @strawberry.input
 class TaskIdInput:
     task_id: strawberry.ID
@@ -168,6 +189,10 @@ class AdjustServiceRecordInput:
     record_id: strawberry.ID
     hours: float
     reason: str
+
+
+UPDATABLE = ("title", "description", "starts_at", "ends_at", "signup_deadline", "location", "slots",
+             "required_skills", "min_age", "checkin_radius_m")
 
 
 # Payloads
@@ -264,6 +289,29 @@ class Mutation:
                 min_age=input.min_age, checkin_radius_m=input.checkin_radius_m, publish=input.publish,
             )
             return await tasks.create_task(session, actor, command)
+
+        task, errors = await perform(info, action)
+        return TaskPayload(task=t.Task.from_row(task) if task else None, errors=errors)
+
+    @strawberry.mutation(description="Change a task; a new time or place is told to its volunteers")
+    async def update_task(self, info: Info, input: UpdateTaskInput) -> TaskPayload:
+        async def action(session: AsyncSession, actor: Actor) -> Any:
+            sent: dict[str, Any] = {name: getattr(input, name) for name in UPDATABLE
+                                    if getattr(input, name) is not strawberry.UNSET}
+            if isinstance(sent.get("location"), LocationInput):
+                location = sent["location"]
+                sent["location"] = {"address": location.address, "lat": location.lat, "lng": location.lng}
+            command = inputs.UpdateTask(task_id=decode_id(input.task_id, "Task", "taskId"), **sent)
+            return await tasks.update_task(session, actor, command)
+
+        task, errors = await perform(info, action)
+        return TaskPayload(task=t.Task.from_row(task) if task else None, errors=errors)
+
+    @strawberry.mutation(description="Cancel a task: its sign-ups are cancelled and their volunteers told why")
+    async def cancel_task(self, info: Info, input: CancelTaskInput) -> TaskPayload:
+        async def action(session: AsyncSession, actor: Actor) -> Any:
+            command = inputs.CancelTask(task_id=decode_id(input.task_id, "Task", "taskId"), reason=input.reason)
+            return await tasks.cancel_task(session, actor, command)
 
         task, errors = await perform(info, action)
         return TaskPayload(task=t.Task.from_row(task) if task else None, errors=errors)

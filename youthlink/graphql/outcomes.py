@@ -60,7 +60,7 @@ class ServiceOutcome:
             kind=report.kind, litter=_litter(report.lines) if litter else [], litter_kg=float(report.litter_kg),
             patrol_km=float(report.patrol_km) if report.patrol_km is not None else None,
             problems_reported=report.problems_reported, problems=[] if litter else _problems(report.lines),
-            note=report.note, recorded_at=t.local_time(report.recorded_at),
+            note=report.note, recorded_at=report.recorded_at,
         )
 
 

@@ -15,8 +15,9 @@ from strawberry import relay
 from strawberry.types import Info
 
 from youthlink.db.models.enums import TaskStatus as DomainTaskStatus
-from youthlink.domain import pagination, reads, stats, tasks, volunteers
+from youthlink.domain import pagination, policies, reads, stats, tasks, volunteers
 from youthlink.domain.inputs import StatsPeriod
+from youthlink.errors import Forbidden
 from youthlink.graphql import types as t
 from youthlink.graphql.context import context_of
 from youthlink.graphql.ids import decode_optional
@@ -137,8 +138,12 @@ class Query:
         if not ctx.actor.is_authenticated:
             raise GraphQLError("请先登录", extensions={"code": "UNAUTHENTICATED"})
         assert ctx.actor.account_id is not None
+        try:
+            audience: t.StatsAudience | None = t.StatsAudience(policies.stats_audience(ctx.actor))
+        except Forbidden:
+            audience = None
         return t.Viewer(roles=sorted({g.role for g in ctx.actor.grants}), account_id=ctx.actor.account_id,
-                        volunteer_id=ctx.actor.volunteer_id)
+                        volunteer_id=ctx.actor.volunteer_id, stats_audience=audience)
 
     @strawberry.field(description="Figures for a period of days: the city's (city admins), an organization's with "
                       "all its children (its admins), or one's own (volunteers)")

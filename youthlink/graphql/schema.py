@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import nullcontext
+from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar
 
@@ -38,6 +39,7 @@ from youthlink.graphql.outcomes import OutcomesMutation
 from youthlink.graphql.public_cache import PublicResponseCache
 from youthlink.graphql.queries import Query
 from youthlink.graphql.types import (
+    CITY_DATETIME,
     Organization,
     Project,
     ServiceRecord,
@@ -185,7 +187,7 @@ def build_schema(settings: Settings | None = None) -> GuardedSchema:
     return GuardedSchema(
         query=merge_types("Query", QUERY_PARTS), mutation=merge_types("Mutation", MUTATION_PARTS),
         types=NODE_TYPES, extensions=extensions, execution_context_class=LeanExecutionContext,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True), scalar_overrides={datetime: CITY_DATETIME},
     )
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import date, datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -13,6 +15,7 @@ import strawberry
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 from strawberry import relay
 from strawberry.dataloader import DataLoader
+from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.types import Info
 
 from youthlink.config import get_settings
@@ -43,13 +46,14 @@ ProblemCategory = strawberry.enum(enums.ProblemCategory)
 N = TypeVar("N")
 
 
-def local_time(value: datetime) -> datetime:
-    """Times go out in the city's zone, with its offset."""
-    return value.astimezone(ZoneInfo(get_settings().city_timezone))
+def city_time(value: datetime) -> str:
+    """Times go out in the city's zone, with its offset: the DateTime scalar's serializer (CITY_DATETIME), so
+    only the times a query selects are converted, and no resolver has to remember to."""
+    return value.astimezone(ZoneInfo(get_settings().city_timezone)).isoformat()
 
 
-def local_time_or_none(value: datetime | None) -> datetime | None:
-    return local_time(value) if value is not None else None
+# strawberry's DateTime (same name, description and parsing), serialized in the city's zone.
+CITY_DATETIME = dataclasses.replace(DateTimeDefinition, serialize=city_time)
 
 
 def _uuids(node_ids: Iterable[str]) -> list[uuid.UUID | None]:
@@ -311,7 +315,7 @@ class TeamMembership(relay.Node):
 
     @classmethod
     def from_row(cls, row: models.TeamMember) -> TeamMembership:
-        return cls(id=f"{row.team_id}:{row.volunteer_id}", role=row.role, joined_at=local_time(row.joined_at),
+        return cls(id=f"{row.team_id}:{row.volunteer_id}", role=row.role, joined_at=row.joined_at,
                    row=row)
 
     @classmethod
@@ -426,8 +430,8 @@ class Task(relay.Node):
     @classmethod
     def from_row(cls, row: models.Task, distance_km: float | None = None) -> Task:
         return cls(
-            id=str(row.id), title=row.title, description=row.description, starts_at=local_time(row.starts_at),
-            ends_at=local_time(row.ends_at), signup_deadline=local_time_or_none(row.signup_deadline),
+            id=str(row.id), title=row.title, description=row.description, starts_at=row.starts_at,
+            ends_at=row.ends_at, signup_deadline=row.signup_deadline,
             slots=row.slots, filled_slots=row.filled_slots, status=row.status, assignment_mode=row.assignment_mode,
             required_skills=list(row.required_skills), min_age=row.min_age, checkin_radius_m=row.checkin_radius_m,
             location=Location(address=row.address, lat=row.lat, lng=row.lng),
@@ -573,10 +577,10 @@ class Signup(relay.Node):
         return cls(
             id=str(row.id), status=row.status,
             match_score=float(row.match_score) if row.match_score is not None else None,
-            applied_at=local_time(row.applied_at), decided_at=local_time_or_none(row.decided_at),
-            checked_in_at=local_time_or_none(row.checked_in_at),
-            checked_out_at=local_time_or_none(row.checked_out_at),
-            cancelled_at=local_time_or_none(row.cancelled_at), row=row,
+            applied_at=row.applied_at, decided_at=row.decided_at,
+            checked_in_at=row.checked_in_at,
+            checked_out_at=row.checked_out_at,
+            cancelled_at=row.cancelled_at, row=row,
         )
 
     @classmethod
@@ -628,8 +632,8 @@ class ServiceRecord(relay.Node):
     def from_row(cls, row: models.ServiceRecord) -> ServiceRecord:
         return cls(
             id=str(row.id), hours=float(row.hours), status=row.status, source=row.source,
-            started_at=local_time(row.started_at), ended_at=local_time(row.ended_at),
-            approved_at=local_time_or_none(row.approved_at), note=row.note, rejected_reason=row.rejected_reason,
+            started_at=row.started_at, ended_at=row.ended_at,
+            approved_at=row.approved_at, note=row.note, rejected_reason=row.rejected_reason,
             activity_name=row.activity_name, service_date=row.service_date, place=row.place, content=row.content,
             person_in_charge=row.person_in_charge, due_on=row.due_on, late=row.late,
             auto_approved=row.auto_approved, overlapping=row.overlaps_record_id is not None, row=row,
@@ -683,7 +687,7 @@ class Adjustment:
     @classmethod
     def from_row(cls, row: models.Adjustment) -> Adjustment:
         return cls(id=strawberry.ID(relay.to_base64("Adjustment", str(row.id))), hours=float(row.hours),
-                   reason=row.reason, created_at=local_time(row.created_at))
+                   reason=row.reason, created_at=row.created_at)
 
 
 @strawberry.type
@@ -704,6 +708,13 @@ async def _viewer_volunteer(root: Viewer, info: Info) -> Volunteer | None:
     return Volunteer.from_row(row) if row else None
 
 
+@strawberry.enum
+class StatsAudience(Enum):
+    CITY = "city"
+    ORGANIZATION = "organization"
+    VOLUNTEER = "volunteer"
+
+
 @strawberry.type
 class Viewer:
     """Who is logged in; each part is read only when asked for."""
@@ -711,6 +722,9 @@ class Viewer:
     name: str = strawberry.field(resolver=_viewer_name)
     roles: list[Role]  # type: ignore[valid-type]
     volunteer: Volunteer | None = strawberry.field(resolver=_viewer_volunteer)
+    stats_audience: StatsAudience | None = strawberry.field(
+        description="Whose figures cityStats answers with for this login: the city's, organizations' (with their "
+                    "children) or one's own; null when none (the dashboard is for CITY and ORGANIZATION)")
     account_id: strawberry.Private[uuid.UUID]
     volunteer_id: strawberry.Private[uuid.UUID | None]
 

@@ -27,7 +27,7 @@ def _ensure() -> tuple[asyncio.AbstractEventLoop, Database]:
         install_log_redaction()
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        engine = make_engine(database_url(), get_settings(), pool_size=2)
+        engine = make_engine(database_url(), get_settings(), pool_size=2, role="worker")
         db = Database(engine)
         db.relay = relay_inline(db)
         _state.update(pid=os.getpid(), loop=loop, db=db)
