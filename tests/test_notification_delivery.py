@@ -12,6 +12,7 @@ import asyncio
 import json
 import mailbox
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+import youthlink
 from tests import factories
 from tests import services as svc
 from tests.test_ledger_faults import ROOT, Broker, Worker, ping, publish, sweep
@@ -33,6 +35,7 @@ from tests.test_ledger_faults import broker as broker  # the fixture: our own Re
 from tests.test_loop_end_to_end import eventually
 from youthlink.config import Settings, get_settings
 from youthlink.db.models import Notification, NotificationDelivery, NotificationPreference, OutboxJob
+from youthlink.db.models.enums import SignupStatus
 from youthlink.db.uow import Database
 from youthlink.domain import delivery, notifications, signups
 
@@ -199,9 +202,21 @@ def test_templates_render_in_chinese_and_english_without_other_peoples_data() ->
         "任务提醒：海洋净滩", "“海洋净滩”将于 2026-12-01 09:00 开始，请准时签到。")
     assert delivery.render("task.reminder", context, "en") == (
         "Reminder: 海洋净滩", "“海洋净滩” starts 2026-12-01 09:00.")
-    # a kind with no English text falls back to Chinese; an unknown kind to a neutral text
-    assert delivery.render("hours.approved", {"hours": "3.0"}, "en")[1] == "您的 3.0 小时服务时长已审核通过。"
+    assert delivery.render("hours.approved", {"hours": "3.0"}, "en")[1] == "3.0 hours of your service were approved."
+    # an unknown kind gets a neutral text
     assert delivery.render("stats.monthly", {}) == ("Youthlink", "stats.monthly")
+
+
+def test_every_kind_the_platform_writes_has_its_text_in_both_languages() -> None:
+    # given every kind of notification the code writes (literal kinds, and the sign-up decisions)
+    source = "\n".join(p.read_text() for p in Path(youthlink.__file__).parent.rglob("*.py"))
+    kinds = set(re.findall(r'kind="([a-z_]+\.[a-z_]+)"', source)) | {
+        f"signup.{status.value.lower()}" for status in (SignupStatus.CONFIRMED, SignupStatus.WAITLISTED,
+                                                        SignupStatus.REJECTED)} | {"signup.promoted"}
+    assert len(kinds) >= 19
+    # then each has a Chinese and an English text
+    assert kinds <= set(delivery.TEMPLATES["zh"]), kinds - set(delivery.TEMPLATES["zh"])
+    assert kinds <= set(delivery.TEMPLATES["en"]), kinds - set(delivery.TEMPLATES["en"])
 
 
 def test_quiet_hours_hold_until_morning_in_the_city_zone() -> None:

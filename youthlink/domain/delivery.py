@@ -99,6 +99,8 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
                          "{{ ends_at }}，地点 {{ address }}（原为 {{ old_starts_at }}，{{ oldAddress }}）。"),
         "task.cancelled": ("任务取消：{{ task_title }}", "很抱歉，原定 {{ starts_at }} 开始的“{{ task_title }}”已取消。"
                            "原因：{{ reason }}"),
+        "stats.monthly_report": ("{{ period }} 月报已生成",
+                                 "{{ period }} 的志愿服务月报已生成，可在平台下载（Excel、CSV）。"),
     },
     "en": {
         "signup.confirmed": ("Signed up: {{ task_title }}", "You are confirmed for “{{ task_title }}”, "
@@ -117,6 +119,20 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
                          "{{ ends_at }} at {{ address }} (was {{ old_starts_at }}, {{ oldAddress }})."),
         "task.cancelled": ("Cancelled: {{ task_title }}", "Sorry: “{{ task_title }}”, due to start {{ starts_at }}, "
                            "is cancelled. Reason: {{ reason }}"),
+        "hours.approved": ("Service hours approved", "{{ hours }} hours of your service were approved."),
+        "hours.rejected": ("Service hours rejected", "One of your service records was rejected; see the reason."),
+        "hours.corrected": ("Service hours corrected", "One of your service records was corrected by {{ hours }} "
+                            "hours."),
+        "hours.correction_decided": ("Correction request decided", "Your correction request was decided."),
+        "hours.correction_requested": ("New correction request", "A volunteer asked for a correction of their "
+                                       "service hours."),
+        "hours.deadline": ("Service records near their deadline", "{{ pending }} service records wait to be "
+                           "recorded or approved; {{ late }} are past the deadline."),
+        "star_level.reached": ("Star volunteer", "Congratulations: you are now a {{ level }}-star volunteer!"),
+        "certificate.requested": ("New certificate request", "A volunteer asked for a certificate of service."),
+        "certificate.issued": ("Certificate issued", "Your certificate of volunteer service is ready to download."),
+        "stats.monthly_report": ("Report for {{ period }}", "The volunteer service report for {{ period }} is ready "
+                                 "to download (Excel, CSV)."),
     },
 }
 FALLBACK = ("Youthlink", "{{ kind }}")
