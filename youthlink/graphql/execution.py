@@ -139,6 +139,10 @@ def read_leaf(plan: Plain, value: Any) -> Any:
     assert serialize is not None
     try:
         if plan.is_list:
+            if not isinstance(value, list | tuple):
+                # graphql-core refuses strings and mappings here, and reading a one-shot iterable (a generator)
+                # would leave graphql-core's path an exhausted one: anything but a list or tuple goes its way
+                return Undefined
             out: list[Any] = []
             for item in value:
                 if item is None:
