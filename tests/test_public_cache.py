@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from tests.conftest import operation
 from youthlink.api.app import create_app
 from youthlink.config import get_settings
 from youthlink.db.models.enums import Role
+from youthlink.domain.actor import ANONYMOUS
 from youthlink.graphql.ids import encode_id
 from youthlink.runtime import database_url
 
@@ -154,3 +156,23 @@ async def test_answers_that_depend_on_the_viewer_are_never_kept(
     await cache.stop()
     await ask(client, counter, OPEN_TASKS, token, {"first": 5})
     assert (await ask(client, counter, OPEN_TASKS, token, {"first": 5}))[1] > 1
+
+
+async def test_a_document_over_the_token_limit_is_refused_before_the_cache_reads_it(
+    cached_app: tuple[httpx.AsyncClient, Counter, Any]
+) -> None:
+    client, _, cache = cached_app
+    # given an anonymous request of nearly a megabyte (under the body limit), every field of it public
+    huge = "{ tasks { edges { node { " + "title " * 160_000 + "} } } }"
+    assert len(huge) < get_settings().max_request_bytes
+
+    # when it is sent
+    started = time.perf_counter()
+    response = await client.post("/graphql", json={"query": huge})
+    elapsed = time.perf_counter() - started
+
+    # then the token limit refuses it as without the cache: the cache's own parse stops at the limit too
+    # (a full parse and walk of it took about 3 s of the event loop, per distinct text, for anyone)
+    assert "errors" in response.json()
+    assert elapsed < 1.0, elapsed
+    assert cache.key(huge, None, None, ANONYMOUS) is None

@@ -116,8 +116,12 @@ class _PublicFields(Visitor):
 class PublicResponseCache:
     """Answers to public queries, emptied at every change it hears of (see the module's docstring)."""
 
-    def __init__(self, schema: GraphQLSchema, *, ttl: float = 5.0, max_entries: int = 1024) -> None:
+    def __init__(self, schema: GraphQLSchema, *, ttl: float = 5.0, max_entries: int = 1024,
+                 max_tokens: int | None = None) -> None:
         self.schema = schema
+        # The schema's token limit (settings.graphql_max_tokens): the cache reads a request's document before
+        # the schema's MaxTokensLimiter does, and must not parse and walk a larger one in full first.
+        self.max_tokens = max_tokens
         self.ttl = ttl
         self.max_entries = max_entries
         self.generation = 0
@@ -166,7 +170,7 @@ class PublicResponseCache:
         found = self._documents.get((query, operation_name))
         if found is None:
             try:
-                found = public_operation(self.schema, parse(query), operation_name)
+                found = public_operation(self.schema, parse(query, max_tokens=self.max_tokens), operation_name)
             except GraphQLError:
                 found = False
             if len(self._documents) >= self.max_entries:
