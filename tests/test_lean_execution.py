@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -10,6 +12,7 @@ import pytest
 import strawberry
 from sqlalchemy import insert
 from strawberry import relay
+from strawberry.permission import BasePermission
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from tests import factories
@@ -21,6 +24,7 @@ from youthlink.domain import accounts
 from youthlink.graphql.context import Context
 from youthlink.graphql.execution import LeanExecutionContext
 from youthlink.graphql.schema import build_schema
+from youthlink.graphql.types import CITY_DATETIME
 
 
 def answer(result: Any) -> bytes:
@@ -30,12 +34,27 @@ def answer(result: Any) -> bytes:
 
 # A small schema whose plain fields go wrong in every way the executor distinguishes.
 
+@strawberry.enum
+class Shade(enum.Enum):
+    LIGHT = "light"
+    DARK = "dark"
+
+
+class Nobody(BasePermission):
+    message = "not for you"
+
+    def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
+        return False
+
+
 @strawberry.type
 class Leaf:
     name: str | None
     count: int
     tags: list[str]
     maybe_tags: list[str | None] | None
+    shade: Shade = Shade.DARK
+    at: datetime = datetime(2030, 1, 1, 1, 30, tzinfo=UTC)  # CITY_DATETIME: 09:30+08:00
 
 
 @strawberry.type
@@ -58,6 +77,25 @@ class Thing(relay.Node):
     @strawberry.field
     async def later(self) -> Leaf:
         return self.leaf
+
+    # with permission classes (a field extension): never read as a plain attribute
+    secret: str | None = strawberry.field(default="s", permission_classes=[Nobody])
+
+    @strawberry.field
+    def shout(self) -> str:  # a plain sync resolver (the executor calls it directly)
+        return self.label.upper()
+
+    @strawberry.field
+    def leaf_soon(self) -> Leaf | None:  # a sync resolver returning an awaitable
+        return _soon(self.leaf)
+
+    @strawberry.field
+    def itself(self) -> relay.Node:  # an abstract type: graphql-core's path
+        return self
+
+
+async def _soon(value: Any) -> Any:
+    return value
 
 
 def leaf(name: str | None = "a", count: Any = 1, tags: Any = ("x",), maybe_tags: Any = None) -> Leaf:
@@ -90,6 +128,9 @@ SOURCES: dict[str, Any] = {
     # half-consumed by the short way and then read as empty by graphql-core's
     "a generator with a null item": lambda: thing(leaf=Leaf(name="a", count=1, tags=(t for t in ["x", None]),
                                                             maybe_tags=None)),
+    "an enum value of another enum": thing(leaf=Leaf(name="a", count=1, tags=[], maybe_tags=None, shade="dark")),
+    "a time without a zone": thing(leaf=Leaf(name="a", count=1, tags=[], maybe_tags=None, at=datetime(2030, 1, 1))),
+    "a string for a time": thing(leaf=Leaf(name="a", count=1, tags=[], maybe_tags=None, at="tomorrow")),
     "a generator of strings": lambda: thing(leaf=Leaf(name="a", count=1, tags=(t for t in ["x", "y"]),
                                                       maybe_tags=None)),
 }
@@ -99,9 +140,20 @@ QUERY = """{ things {
   leaves { name count tags } maybeLeaves { name }
   ... on Thing { alias: label }
 } }"""
-# A non-null field failing nulls each thing, and so the whole (non-null) list: the answer is `data: null` and
-# says nothing of the other fields, which QUERY (whose failing field is nullable) compares.
-QUERIES = {"nullable failure": QUERY, "non-null failure": QUERY.replace("failing", "failingRequired")}
+# Aliases, fragments merging an object's sub-selections, @include/@skip on leaves and objects, __typename,
+# enums, the city's DateTime, a permission, plain sync resolvers (one returning an awaitable), abstract types.
+SHAPES = """query($yes: Boolean = true, $no: Boolean = false) { things {
+  __typename id first: label label shout secret
+  leaf { name shade at __typename } ...More
+  skipped: leaf @skip(if: $yes) { name } included: leaf @include(if: $yes) { count }
+  leaves { name @include(if: $no) count @skip(if: $no) shade }
+  leafSoon { name tags } itself { __typename id ... on Thing { label leaf { count } } }
+  maybeLeaves { ... on Leaf { name } }
+} }
+fragment More on Thing { leaf { count tags at } alias: leaves { name } }"""
+# A non-null field failing nulls each thing (the list's items are nullable); QUERY's failing field is nullable.
+QUERIES = {"nullable failure": QUERY, "non-null failure": QUERY.replace("failing", "failingRequired"),
+           "shapes": SHAPES}
 
 
 @pytest.mark.parametrize("query", list(QUERIES))
@@ -114,8 +166,10 @@ async def test_plain_fields_fail_as_in_graphql_core(case: str, query: str) -> No
             source = SOURCES[case]
             return [source() if callable(source) else source, thing(id="2")]
 
-    lean = strawberry.Schema(Query, execution_context_class=LeanExecutionContext)
-    plain = strawberry.Schema(Query, execution_context_class=StrawberryGraphQLCoreExecutionContext)
+    lean = strawberry.Schema(Query, execution_context_class=LeanExecutionContext,
+                             scalar_overrides={datetime: CITY_DATETIME})
+    plain = strawberry.Schema(Query, execution_context_class=StrawberryGraphQLCoreExecutionContext,
+                              scalar_overrides={datetime: CITY_DATETIME})
     lean_answer = answer(await lean.execute(QUERIES[query]))
     assert lean_answer == answer(await plain.execute(QUERIES[query]))
     # (a query whose answer is always `data: null` would compare nothing but its first error)
