@@ -131,6 +131,12 @@ SOURCES: dict[str, Any] = {
     "an enum value of another enum": thing(leaf=Leaf(name="a", count=1, tags=[], maybe_tags=None, shade="dark")),
     "a time without a zone": thing(leaf=Leaf(name="a", count=1, tags=[], maybe_tags=None, at=datetime(2030, 1, 1))),
     "a string for a time": thing(leaf=Leaf(name="a", count=1, tags=[], maybe_tags=None, at="tomorrow")),
+    # a plain attribute holding an awaitable: graphql-core awaits it (Leaf has no is_type_of to refuse it)
+    "an awaitable where an object is due": lambda: thing(leaf=_soon(leaf("soon"))),
+    "awaitables in a list of objects": lambda: thing(leaves=[leaf(), _soon(leaf("soon"))],
+                                                     maybe_leaves=[_soon(None), _soon(leaf("later"))]),
+    "an awaitable where a leaf is due": lambda: thing(leaf=Leaf(name=_soon("soon"), count=1, tags=[_soon("x")],
+                                                                maybe_tags=None)),
     "a generator of strings": lambda: thing(leaf=Leaf(name="a", count=1, tags=(t for t in ["x", "y"]),
                                                       maybe_tags=None)),
 }
