@@ -13,6 +13,7 @@ import strawberry
 from sqlalchemy import insert
 from strawberry import relay
 from strawberry.permission import BasePermission
+from strawberry.scalars import JSON
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from tests import factories
@@ -55,6 +56,7 @@ class Leaf:
     maybe_tags: list[str | None] | None
     shade: Shade = Shade.DARK
     at: datetime = datetime(2030, 1, 1, 1, 30, tzinfo=UTC)  # CITY_DATETIME: 09:30+08:00
+    extra: JSON | None = None  # a scalar whose serializer passes anything through
 
 
 @strawberry.type
@@ -137,6 +139,8 @@ SOURCES: dict[str, Any] = {
                                                      maybe_leaves=[_soon(None), _soon(leaf("later"))]),
     "an awaitable where a leaf is due": lambda: thing(leaf=Leaf(name=_soon("soon"), count=1, tags=[_soon("x")],
                                                                 maybe_tags=None)),
+    "an awaitable where a JSON value is due": lambda: thing(leaf=Leaf(name="a", count=1, tags=[], maybe_tags=None,
+                                                                       extra=_soon({"k": [1]}))),
     "a generator of strings": lambda: thing(leaf=Leaf(name="a", count=1, tags=(t for t in ["x", "y"]),
                                                       maybe_tags=None)),
 }
@@ -150,7 +154,7 @@ QUERY = """{ things {
 # enums, the city's DateTime, a permission, plain sync resolvers (one returning an awaitable), abstract types.
 SHAPES = """query($yes: Boolean = true, $no: Boolean = false) { things {
   __typename id first: label label shout secret
-  leaf { name shade at __typename } ...More
+  leaf { name shade at extra __typename } ...More
   skipped: leaf @skip(if: $yes) { name } included: leaf @include(if: $yes) { count }
   leaves { name @include(if: $no) count @skip(if: $no) shade }
   leafSoon { name tags } itself { __typename id ... on Thing { label leaf { count } } }
