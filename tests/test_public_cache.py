@@ -176,3 +176,46 @@ async def test_a_document_over_the_token_limit_is_refused_before_the_cache_reads
     assert "errors" in response.json()
     assert elapsed < 1.0, elapsed
     assert cache.key(huge, None, None, ANONYMOUS) is None
+
+
+async def test_the_listener_reconnects_and_nothing_is_kept_meanwhile(
+    cached_app: tuple[httpx.AsyncClient, Counter, Any], db: Any, clean: None
+) -> None:
+    client, counter, cache = cached_app
+    admin, _ = await factories.admin(db)
+    task = await factories.task(db, admin, title="旧标题")
+    await asyncio.sleep(0.2)
+    await ask(client, counter, DRAFTS_TOO)
+    assert (await ask(client, counter, DRAFTS_TOO))[1] == 0
+    url = make_url(database_url()).set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(url)
+    try:
+        # when PostgreSQL ends the listening connection, and the task changes before it is back
+        await connection.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE application_name = 'youthlink-cache'")
+        for _ in range(50):
+            if not cache.listening:
+                break
+            await asyncio.sleep(0.02)
+        await connection.execute("UPDATE tasks SET title = '新标题' WHERE id = $1", task.id)
+
+        # then nothing is served from memory meanwhile
+        answer, statements = await ask(client, counter, DRAFTS_TOO)
+        assert statements > 0 and answer["tasks"]["edges"][0]["node"]["title"] == "新标题"
+        # and once it listens again, answers are kept and emptied by the next change as before
+        for _ in range(100):
+            if cache.listening:
+                break
+            await asyncio.sleep(0.05)
+        assert cache.listening
+        await ask(client, counter, DRAFTS_TOO)
+        assert (await ask(client, counter, DRAFTS_TOO))[1] == 0
+        await connection.execute("UPDATE tasks SET title = '第三个标题' WHERE id = $1", task.id)
+        for _ in range(100):
+            answer, statements = await ask(client, counter, DRAFTS_TOO)
+            if statements:
+                break
+            await asyncio.sleep(0.02)
+        assert answer["tasks"]["edges"][0]["node"]["title"] == "第三个标题"
+    finally:
+        await connection.close()
