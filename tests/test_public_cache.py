@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +17,10 @@ from tests.conftest import operation
 from youthlink.api.app import create_app
 from youthlink.config import get_settings
 from youthlink.db.models.enums import Role
+from youthlink.domain.actor import ANONYMOUS
 from youthlink.graphql.ids import encode_id
+from youthlink.graphql.public_cache import PublicResponseCache
+from youthlink.graphql.schema import build_schema
 from youthlink.runtime import database_url
 
 OPEN_TASKS = operation("OpenTasks")
@@ -154,3 +158,79 @@ async def test_answers_that_depend_on_the_viewer_are_never_kept(
     await cache.stop()
     await ask(client, counter, OPEN_TASKS, token, {"first": 5})
     assert (await ask(client, counter, OPEN_TASKS, token, {"first": 5}))[1] > 1
+
+
+async def test_a_document_over_the_token_limit_is_refused_before_the_cache_reads_it(
+    cached_app: tuple[httpx.AsyncClient, Counter, Any]
+) -> None:
+    client, _, cache = cached_app
+    # given an anonymous request of nearly a megabyte (under the body limit), every field of it public
+    huge = "{ tasks { edges { node { " + "title " * 160_000 + "} } } }"
+    assert len(huge) < get_settings().max_request_bytes
+
+    # when it is sent
+    started = time.perf_counter()
+    response = await client.post("/graphql", json={"query": huge})
+    elapsed = time.perf_counter() - started
+
+    # then the token limit refuses it as without the cache: the cache's own parse stops at the limit too
+    # (a full parse and walk of it took about 3 s of the event loop, per distinct text, for anyone)
+    assert "errors" in response.json()
+    assert elapsed < 1.0, elapsed
+    assert cache.key(huge, None, None, ANONYMOUS) is None
+
+
+async def test_the_listener_reconnects_and_nothing_is_kept_meanwhile(
+    cached_app: tuple[httpx.AsyncClient, Counter, Any], db: Any, clean: None
+) -> None:
+    client, counter, cache = cached_app
+    admin, _ = await factories.admin(db)
+    task = await factories.task(db, admin, title="旧标题")
+    await asyncio.sleep(0.2)
+    await ask(client, counter, DRAFTS_TOO)
+    assert (await ask(client, counter, DRAFTS_TOO))[1] == 0
+    url = make_url(database_url()).set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(url)
+    try:
+        # when PostgreSQL ends the listening connection, and the task changes before it is back
+        await connection.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE application_name = 'youthlink-cache'")
+        for _ in range(50):
+            if not cache.listening:
+                break
+            await asyncio.sleep(0.02)
+        await connection.execute("UPDATE tasks SET title = '新标题' WHERE id = $1", task.id)
+
+        # then nothing is served from memory meanwhile
+        answer, statements = await ask(client, counter, DRAFTS_TOO)
+        assert statements > 0 and answer["tasks"]["edges"][0]["node"]["title"] == "新标题"
+        # and once it listens again, answers are kept and emptied by the next change as before
+        for _ in range(100):
+            if cache.listening:
+                break
+            await asyncio.sleep(0.05)
+        assert cache.listening
+        await ask(client, counter, DRAFTS_TOO)
+        assert (await ask(client, counter, DRAFTS_TOO))[1] == 0
+        await connection.execute("UPDATE tasks SET title = '第三个标题' WHERE id = $1", task.id)
+        for _ in range(100):
+            answer, statements = await ask(client, counter, DRAFTS_TOO)
+            if statements:
+                break
+            await asyncio.sleep(0.02)
+        assert answer["tasks"]["edges"][0]["node"]["title"] == "第三个标题"
+    finally:
+        await connection.close()
+
+
+def test_only_documents_of_a_client_s_size_are_kept() -> None:
+    # Comments are not tokens: a document of nearly a megabyte passes the token limit. Kept as a key (in the
+    # answers and the documents, 1,024 of each), such texts would hold about a gigabyte of memory.
+    cache = PublicResponseCache(build_schema(get_settings())._schema,
+                                max_tokens=get_settings().graphql_max_tokens)
+    cache.listening = True
+    towns = "{ towns { id name } }"
+    padded = towns + ("\n#" + "x" * 1000) * 900
+    assert cache.key(towns, None, None, ANONYMOUS) is not None
+    assert cache.key(padded, None, None, ANONYMOUS) is None
+    assert not cache._documents.keys() - {(towns, None)}

@@ -114,8 +114,8 @@ def create_app(settings: Settings | None = None, *, public_cache: bool | None = 
     except in tests, which write and read back within milliseconds (tests/test_public_cache.py turns it on)."""
     settings = settings or get_settings()
     schema = build_schema(settings)
-    cache = PublicResponseCache(schema._schema) if (public_cache if public_cache is not None
-                                                     else settings.env != "test") else None
+    cache = PublicResponseCache(schema._schema, max_tokens=settings.graphql_max_tokens) if (
+        public_cache if public_cache is not None else settings.env != "test") else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -82,6 +82,9 @@ class RequestReads:
         self._lock = asyncio.Lock()
         self._session: AsyncSession | None = None
         self._aside = 0  # sessions of its own the operation has open (see the class's docstring)
+        # The operation is over (close() was called). Work it left running may still read (graphql-core settles
+        # a failed field's siblings in the background): each such turn then gives its connection back itself.
+        self._closed = False
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -96,7 +99,7 @@ class RequestReads:
                 self._session = None
                 await session.close()
                 raise
-            if self._aside:
+            if self._aside or self._closed:
                 self._session = None
                 await session.close()
             else:
@@ -112,7 +115,9 @@ class RequestReads:
             _REQUEST_READS.reset(token)
 
     async def close(self) -> None:
-        """Give the connection back to the pool (the operation is over); safe to call more than once."""
+        """Give the connection back to the pool (the operation is over); safe to call more than once. A turn
+        taken afterwards still has a session, closed again at the end of that turn."""
+        self._closed = True
         async with self._lock:
             session, self._session = self._session, None
             if session is not None:

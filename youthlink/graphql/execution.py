@@ -139,6 +139,10 @@ def read_leaf(plan: Plain, value: Any) -> Any:
     assert serialize is not None
     try:
         if plan.is_list:
+            if not isinstance(value, list | tuple):
+                # graphql-core refuses strings and mappings here, and reading a one-shot iterable (a generator)
+                # would leave graphql-core's path an exhausted one: anything but a list or tuple goes its way
+                return Undefined
             out: list[Any] = []
             for item in value:
                 if item is None:
@@ -239,12 +243,14 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if any(details.node.directives for details in field_details_list):
             return Undefined
         object_type = plan.object_type
+        is_awaitable = self.is_awaitable
         grouped_field_set, new_defer_usages, _ = self.collect_subfields(object_type, field_details_list)
         if new_defer_usages:
             return Undefined
         field_path = Path(path, response_name, type_name)
         if not plan.is_list:
-            if not _is_type(object_type, value):
+            # (an awaitable is graphql-core's to await: a type without is_type_of would take it for the object)
+            if is_awaitable(value) or not _is_type(object_type, value):
                 return Undefined
             try:
                 completed = self.execute_fields(object_type, value, field_path, grouped_field_set, None)
@@ -255,7 +261,8 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return self._await_completed(completed, plan.return_type, field_details_list, field_path)
             return completed
         if not isinstance(value, list | tuple) or not all(
-            _is_type(object_type, item) if item is not None else not plan.items_non_null for item in value
+            not is_awaitable(item) and _is_type(object_type, item) if item is not None else not plan.items_non_null
+            for item in value
         ):
             return Undefined
         try:

@@ -49,6 +49,10 @@ from youthlink.domain.actor import Actor
 log = logging.getLogger(__name__)
 
 CHANNEL = "youthlink_public_data"
+# The longest document whose answers are kept. The clients' operations are under 1 KB (their whole files under
+# 3 KB); comments are not tokens, so the token limit lets a document of a megabyte through, and kept as a key
+# in the answers and the documents (max_entries of each) such texts would hold a gigabyte.
+MAX_QUERY_CHARS = 16 * 1024
 # The tables the public fields read; migration 0008 puts the notifying trigger on each.
 WATCHED_TABLES = ("tasks", "towns", "organizations", "projects", "teams")
 
@@ -116,8 +120,12 @@ class _PublicFields(Visitor):
 class PublicResponseCache:
     """Answers to public queries, emptied at every change it hears of (see the module's docstring)."""
 
-    def __init__(self, schema: GraphQLSchema, *, ttl: float = 5.0, max_entries: int = 1024) -> None:
+    def __init__(self, schema: GraphQLSchema, *, ttl: float = 5.0, max_entries: int = 1024,
+                 max_tokens: int | None = None) -> None:
         self.schema = schema
+        # The schema's token limit (settings.graphql_max_tokens): the cache reads a request's document before
+        # the schema's MaxTokensLimiter does, and must not parse and walk a larger one in full first.
+        self.max_tokens = max_tokens
         self.ttl = ttl
         self.max_entries = max_entries
         self.generation = 0
@@ -131,7 +139,7 @@ class PublicResponseCache:
     def key(self, query: str | None, operation_name: str | None, variables: Mapping[str, Any] | None,
             actor: Actor) -> tuple[str, str | None, bytes] | None:
         """The key of a cacheable request, or None (nothing cached: staff, private fields, not listening)."""
-        if not self.listening or query is None or actor.is_staff:
+        if not self.listening or query is None or actor.is_staff or len(query) > MAX_QUERY_CHARS:
             return None
         if not self._is_public(query, operation_name):
             return None
@@ -166,7 +174,7 @@ class PublicResponseCache:
         found = self._documents.get((query, operation_name))
         if found is None:
             try:
-                found = public_operation(self.schema, parse(query), operation_name)
+                found = public_operation(self.schema, parse(query, max_tokens=self.max_tokens), operation_name)
             except GraphQLError:
                 found = False
             if len(self._documents) >= self.max_entries:
