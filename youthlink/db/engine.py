@@ -24,9 +24,10 @@ def make_engine(url: str, settings: Settings, *, pool_size: int | None = None, r
         json_deserializer=orjson.loads,  # JSON columns (explanations, payloads) are read on hot paths
         connect_args={"server_settings": {"application_name": f"youthlink-{role}", "timezone": "UTC"}},
     )
-    # A PostgreSQL restart (or a connection dropped while idle) must not cost a failed request: a checkout of a
-    # connection idle for a while is pinged first and, if dead, replaced. A connection back in the pool only
-    # milliseconds ago (the busy case, where the extra round trip would cost the most) is not pinged.
+    # Connections PostgreSQL dropped while they sat idle (a restart, a failover) must not cost a request: a
+    # checkout of a connection idle for a while is pinged first and, if dead, replaced. A connection back in the
+    # pool only milliseconds ago (the busy case, where the extra round trip would cost the most) is not pinged:
+    # a restart in the middle of traffic fails the requests in flight and those in the next second.
     # pool_pre_ping would ping every checkout, and for asyncpg in three round trips (BEGIN, `;`, ROLLBACK).
     event.listen(engine.sync_engine, "connect", _fresh)
     event.listen(engine.sync_engine, "checkin", _fresh)

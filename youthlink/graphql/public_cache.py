@@ -12,7 +12,9 @@ It is correct only while it hears every change, and so:
   each API process listens on a connection of its own and empties its cache on each notification;
 - a mutation run by this process empties it too, before its response goes out;
 - an answer computed while a change arrived is not kept (the generation moved on meanwhile);
-- while the listening connection is down nothing is cached, and an answer lives at most `ttl` seconds.
+- while the listening connection is down nothing is cached, and an answer lives at most `ttl` seconds. A
+  connection closed by PostgreSQL is noticed at once; one that dies silently (a network fault) within about
+  2 x `ttl`, so answers are then at worst about 3 x `ttl` old.
 Staff (city and organization admins, team leaders) always get a fresh answer: they may see drafts.
 """
 
@@ -207,7 +209,7 @@ class PublicResponseCache:
                 self.invalidate()  # whatever changed while nobody listened
                 self.listening, delay = True, 1.0
                 while not lost.is_set():
-                    # A connection dropped without a word is found by asking: at worst `ttl` of staleness.
+                    # A connection dropped without a word is found by asking (see the module's docstring).
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(lost.wait(), timeout=self.ttl)
                     if not lost.is_set():

@@ -7,6 +7,7 @@ message lost by the broker (a restart without persistence) is simply sent again 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -69,7 +70,8 @@ def relay_in_background(db: Database) -> Callable[[list[int]], Awaitable[None]]:
     """For the API: send after commit without delaying the response (a broker outage costs users nothing)."""
 
     async def relay(job_ids: list[int]) -> None:
-        task = asyncio.get_running_loop().create_task(_send_quietly(db, job_ids))
+        # A context of its own: the request's (its shared read session, say) is not the relay's business.
+        task = asyncio.get_running_loop().create_task(_send_quietly(db, job_ids), context=contextvars.Context())
         _background.add(task)
         task.add_done_callback(_background.discard)
 
