@@ -140,22 +140,29 @@ def ping(broker_url: str, name: str, timeout: float = 60) -> None:
     raise RuntimeError(f"worker {name} did not answer")
 
 
+def start_worker(services: svc.Services, broker: Broker, name: str, queue: str, concurrency: int = 1,
+                 **env: str) -> Worker:
+    """A Celery worker of our own on `queue`, on our own broker, answering pings before this returns."""
+    log = services.folder / f"worker-{name}-{uuid.uuid4().hex[:6]}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "youthlink.workers.app", "worker", "-Q", queue,
+         "-c", str(concurrency), "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip",
+         "--without-mingle", "--without-heartbeat"],
+        env=services.env(YOUTHLINK_BROKER_URL=broker.url, **env), stdout=log.open("ab"),
+        stderr=subprocess.STDOUT, cwd=ROOT,
+    )
+    worker = Worker(process, log)
+    ping(broker.url, name)
+    return worker
+
+
 @pytest.fixture
 def workers(services: svc.Services, broker: Broker) -> Iterator[Any]:
     started: list[Worker] = []
 
     def start(name: str, concurrency: int = 1, **env: str) -> Worker:
-        log = services.folder / f"worker-{name}-{uuid.uuid4().hex[:6]}.log"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "youthlink.workers.app", "worker", "-Q", "hours",
-             "-c", str(concurrency), "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip",
-             "--without-mingle", "--without-heartbeat"],
-            env=services.env(YOUTHLINK_BROKER_URL=broker.url, **env), stdout=log.open("ab"),
-            stderr=subprocess.STDOUT, cwd=ROOT,
-        )
-        worker = Worker(process, log)
+        worker = start_worker(services, broker, name, "hours", concurrency, **env)
         started.append(worker)
-        ping(broker.url, name)
         return worker
 
     yield start

@@ -30,7 +30,7 @@ from sqlalchemy import select
 import youthlink
 from tests import factories
 from tests import services as svc
-from tests.test_ledger_faults import ROOT, Broker, Worker, ping, publish, sweep
+from tests.test_ledger_faults import Broker, Worker, publish, start_worker, sweep
 from tests.test_ledger_faults import broker as broker  # the fixture: our own Redis
 from tests.test_loop_end_to_end import eventually
 from youthlink.config import Settings, get_settings
@@ -124,23 +124,15 @@ def delivery_workers(services: svc.Services, broker: Broker) -> Iterator[Any]:
     started: list[Worker] = []
 
     def start(name: str, found: Receivers, **env: str) -> Worker:
-        log = services.folder / f"worker-{name}-{uuid.uuid4().hex[:6]}.log"
         settings = dict(
-            YOUTHLINK_BROKER_URL=broker.url, YOUTHLINK_NOTIFICATION_SMTP_HOST="127.0.0.1",
+            YOUTHLINK_NOTIFICATION_SMTP_HOST="127.0.0.1",
             YOUTHLINK_NOTIFICATION_SMTP_PORT=str(found.smtp_port), YOUTHLINK_NOTIFICATION_WEBHOOK_SECRET=SECRET,
             YOUTHLINK_NOTIFICATION_WEBHOOK_BACKOFF_SECONDS="0.2", YOUTHLINK_NOTIFICATION_QUIET_START="00:00",
             YOUTHLINK_NOTIFICATION_QUIET_END="00:00",
         )
         settings.update(env)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "youthlink.workers.app", "worker", "-Q", "notifications",
-             "-c", "1", "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-             "--without-heartbeat"],
-            env=services.env(**settings), stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT,
-        )
-        worker = Worker(process, log)
+        worker = start_worker(services, broker, name, "notifications", **settings)
         started.append(worker)
-        ping(broker.url, name)
         return worker
 
     yield start
