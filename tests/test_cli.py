@@ -147,7 +147,7 @@ def test_up_starts_everything_embedded_and_stops_cleanly(tmp_path: Path) -> None
     for child in children:
         with pytest.raises(ProcessLookupError):
             os.kill(child, 0)
-    assert "GraphQL IDE at http://localhost:" in log.read_text()
+    assert "GraphQL IDE at http://localhost:" in log.read_text() and "/dashboard" in log.read_text()
 
     # and a second start on the same folder keeps the data (demo data is not loaded twice)
     process = _up_until_healthy(data_dir, port, log)

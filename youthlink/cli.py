@@ -305,7 +305,8 @@ def up(
         for name, command in commands.items():
             children.append((name, subprocess.Popen(command, env=env)))
         shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
-        typer.echo(f"Youthlink is up: GraphQL IDE at http://{shown}:{port}/graphql  (health: /health). Ctrl-C stops.")
+        typer.echo(f"Youthlink is up: GraphQL IDE at http://{shown}:{port}/graphql, dashboard at "
+                   f"http://{shown}:{port}/dashboard  (health: /health). Ctrl-C stops.")
         while True:
             for name, child in children:
                 if child.poll() is not None:
