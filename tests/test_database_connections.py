@@ -18,6 +18,10 @@ from youthlink.graphql.ids import encode_id
 TOWNS = "{ towns { name } }"
 
 
+def libpq(sqlalchemy_url: str) -> str:
+    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
 async def _terminate_api_connections(services: svc.Services) -> int:
     admin = await asyncpg.connect(services.admin_dsn)
     try:
@@ -47,3 +51,41 @@ async def test_requests_succeed_after_postgresql_dropped_the_pools_connections(
     assert all("errors" not in a.json() and a.json()["data"]["towns"] for a in answers)
     signed = await gql("SignUp", {"taskId": encode_id("Task", task.id)}, token=token)
     assert signed["data"]["signUp"]["signup"]["status"] == "CONFIRMED"
+
+
+async def test_a_connection_lost_mid_statement_answers_503_and_the_next_request_works(
+        services: svc.Services, http: httpx.AsyncClient, db: Any, clean: None) -> None:
+    # given a request whose statement waits on a lock another session holds on the table it reads
+    locker = await asyncpg.connect(libpq(services.database_url))
+    admin = await asyncpg.connect(services.admin_dsn)
+    try:
+        transaction = locker.transaction()
+        await transaction.start()
+        await locker.execute("LOCK TABLE towns IN ACCESS EXCLUSIVE MODE")
+        request = asyncio.create_task(http.post("/graphql", json={"query": TOWNS}))
+        waiting = None
+        for _ in range(200):
+            waiting = await admin.fetchval(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'youthlink-api' "
+                "AND wait_event_type = 'Lock'", services.database)
+            if waiting:
+                break
+            await asyncio.sleep(0.05)
+        assert waiting, "the request never reached its statement"
+
+        # when PostgreSQL ends that connection mid-statement (as a restart or a failover does)
+        await admin.execute("SELECT pg_terminate_backend($1)", waiting)
+        response = await request
+
+        # then the client is told to retry (503, Retry-After), not shown an internal error
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "5"
+        assert response.json()["code"] == "SERVICE_UNAVAILABLE"
+        await transaction.rollback()
+    finally:
+        await locker.close()
+        await admin.close()
+
+    # and the next request is answered on a new connection
+    answer = await http.post("/graphql", json={"query": TOWNS})
+    assert answer.status_code == 200 and answer.json()["data"]["towns"]

@@ -24,6 +24,8 @@ class Context(BaseContext):
     # context closes it when the request ends (api.app.graphql_context).
     reads: RequestReads = field(init=False)
     shared_reads: InitVar[RequestReads | None] = None
+    # Set when the database failed under the operation (schema.DatabaseOutage): the request answers 503.
+    database_outage: BaseException | None = None
 
     def __post_init__(self, shared_reads: RequestReads | None) -> None:
         super().__init__()

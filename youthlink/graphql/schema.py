@@ -11,6 +11,8 @@ from typing import Any, ClassVar
 import strawberry
 from graphql import ASTValidationRule, ExecutableDefinitionNode, GraphQLError
 from graphql.validation import ASTValidationContext
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -127,6 +129,29 @@ class TextValidationCache(SchemaExtension):
         yield
 
 
+def is_database_outage(error: BaseException | None) -> bool:
+    """PostgreSQL down, restarting or dropping the connection mid-statement (not a bug, not the client's fault)."""
+    if isinstance(error, DBAPIError):
+        return bool(error.connection_invalidated) or isinstance(error, OperationalError | InterfaceError)
+    return isinstance(error, SQLAlchemyTimeoutError | ConnectionError)
+
+
+class DatabaseOutage(SchemaExtension):
+    """Notes a database outage among the operation's errors, before MaskErrors hides them (listed after it,
+    this hook is left first): GuardedSchema.execute then raises it, and the app answers 503 with Retry-After
+    (api.app), so a client retries instead of showing an internal error. A write rolled back with it."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        context = self.execution_context.context
+        if result is None or not result.errors or context is None:
+            return
+        outage = next((e.original_error for e in result.errors if is_database_outage(e.original_error)), None)
+        if outage is not None:
+            context.database_outage = outage
+
+
 class GuardedSchema(strawberry.Schema):
     """A schema whose results never carry an unexpected exception's text.
 
@@ -161,6 +186,9 @@ class GuardedSchema(strawberry.Schema):
             # been written (the next request of a busy client would otherwise need a connection more).
             if reads is not None:
                 await reads.close()
+        outage = getattr(context, "database_outage", None)
+        if outage is not None:
+            raise outage
         if result.errors and any(should_mask(error) for error in result.errors):
             result.errors = [masked(error) if should_mask(error) else error for error in result.errors]
         if cache is not None and key is not None and not result.errors and result.data is not None:
@@ -181,6 +209,7 @@ def build_schema(settings: Settings | None = None) -> GuardedSchema:
         partial(ParserCache, maxsize=512),
         TextValidationCache,
         partial(MaskErrors, should_mask_error=should_mask, error_message=MASKED_MESSAGE),
+        DatabaseOutage,  # after MaskErrors: sees the errors before they are masked
     ]
     if settings.env == "production":
         extensions.append(DisableIntrospection)
