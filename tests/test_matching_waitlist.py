@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from tests import factories
 from tests.conftest import GraphQL
 from tests.test_loop_end_to_end import eventually
 from tests.test_matching_batch import add_task, add_volunteers, apply, assert_invariants, decisions, run_batch
-from youthlink.db.models import Account, Signup, Task
+from youthlink.db.models import Account, OutboxJob, Signup, Task, Volunteer
 from youthlink.db.models.enums import AssignmentMode, SignupStatus
 from youthlink.domain.matching import waitlist
 from youthlink.graphql.ids import encode_id
@@ -90,6 +90,61 @@ async def test_promotion_skips_a_waitlisted_volunteer_who_is_now_busy(db: Any, c
     found = await decisions(db, task)
     assert found[busy[0]].status is SignupStatus.WAITLISTED
     assert found[free[0]].status is SignupStatus.CONFIRMED
+    await assert_invariants(db)
+
+
+async def test_promotion_is_not_stopped_by_writes_that_refer_to_the_volunteer_and_retries_when_one_is_busy(
+        db: Any, clean: None) -> None:
+    # given a decided 1-slot task whose slot was freed, with two volunteers on its waitlist
+    task = await add_task(db, slots=1)
+    holder, best, next_best = [await add_volunteers(db, 1, home=(28.26 + d, 121.61)) for d in (0.0, 0.01, 0.1)]
+    await apply(db, task, holder + best + next_best)
+    await run_batch(db)
+    async with db.unit_of_work() as session:
+        await session.execute(update(Signup).where(Signup.task_id == task.id, Signup.volunteer_id == holder[0])
+                              .values(status=SignupStatus.CANCELLED))
+        await session.execute(update(Task).where(Task.id == task.id).values(filled_slots=0))
+
+    # when the promotion runs while another transaction writes a row referring to the best one (a notification
+    # does: its foreign key key-share-locks the volunteer's row)
+    async with db.sessionmaker() as writing:
+        await writing.begin()
+        await writing.execute(select(Volunteer.id).where(Volunteer.id == best[0]).with_for_update(read=True,
+                                                                                                   key_share=True))
+        async with db.unit_of_work() as session:
+            await waitlist.promote(session, task.id)
+        await writing.rollback()
+
+    # then the best one is promoted all the same
+    found = await decisions(db, task)
+    assert found[best[0]].status is SignupStatus.CONFIRMED
+
+    # and when the best one is busy signing up elsewhere (their row locked for update) after a slot frees again
+    async with db.unit_of_work() as session:
+        await session.execute(update(Signup).where(Signup.id == found[best[0]].id)
+                              .values(status=SignupStatus.CANCELLED))
+        await session.execute(update(Task).where(Task.id == task.id).values(filled_slots=0))
+        await session.execute(update(Signup).where(Signup.id == found[next_best[0]].id)
+                              .values(status=SignupStatus.CANCELLED))  # nobody else to take the slot
+        await session.execute(update(Signup).where(Signup.id == found[best[0]].id)
+                              .values(status=SignupStatus.WAITLISTED))
+    async with db.sessionmaker() as signing_up:
+        await signing_up.begin()
+        await signing_up.execute(select(Volunteer.id).where(Volunteer.id == best[0]).with_for_update())
+        async with db.unit_of_work() as session:
+            before = await session.scalar(select(func.count()).select_from(OutboxJob))
+            await waitlist.promote(session, task.id)
+            retries = (await session.scalars(select(OutboxJob.args).where(OutboxJob.name == "matching.promote")
+                                             .order_by(OutboxJob.id.desc()).limit(1))).all()
+            after = await session.scalar(select(func.count()).select_from(OutboxJob))
+        await signing_up.rollback()
+
+    # then the slot stays free for now and the promotion is recorded again, for the outbox sweep to run shortly
+    assert (await decisions(db, task))[best[0]].status is SignupStatus.WAITLISTED
+    assert after == before + 1 and retries == [{"task_id": str(task.id)}]
+    async with db.unit_of_work() as session:
+        await waitlist.promote(session, task.id)
+    assert (await decisions(db, task))[best[0]].status is SignupStatus.CONFIRMED
     await assert_invariants(db)
 
 

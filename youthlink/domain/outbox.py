@@ -10,10 +10,14 @@ from youthlink.db.models import OutboxJob
 from youthlink.db.uow import OUTBOX_KEY
 
 
-async def record_job(session: AsyncSession, name: str, **args: Any) -> int:
-    """Record job `name` (`<area>.<verb>`) with JSON arguments (ids as strings, never personal data)."""
+async def record_job(session: AsyncSession, name: str, *, later: bool = False, **args: Any) -> int:
+    """Record job `name` (`<area>.<verb>`) with JSON arguments (ids as strings, never personal data).
+
+    `later`: not relayed after the commit but left to the outbox sweep (within about 10 s), for a job that
+    should try again a little later rather than at once."""
     job = OutboxJob(name=name, args=args)
     session.add(job)
     await session.flush()
-    session.info.setdefault(OUTBOX_KEY, []).append(job.id)
+    if not later:
+        session.info.setdefault(OUTBOX_KEY, []).append(job.id)
     return job.id

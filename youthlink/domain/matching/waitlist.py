@@ -63,15 +63,20 @@ async def promote(session: AsyncSession, task_id: uuid.UUID) -> list[Signup]:
     eligible = np.flatnonzero(evaluation.candidate)
     ranked = eligible[np.lexsort((eligible, -evaluation.units[eligible]))]
     promoted: list[Signup] = []
+    passed_over_busy = False
     for i in ranked.tolist():
         if task.filled_slots >= task.slots:
             break
         volunteer_id = volunteers.ids[int(apps.volunteer[i])]
-        # Skip a volunteer someone else is signing up right now rather than wait (and risk a deadlock).
+        # Skip a volunteer someone else is signing up right now rather than wait (and risk a deadlock): their
+        # row is locked FOR UPDATE. FOR NO KEY UPDATE is enough to exclude that, and unlike FOR UPDATE it does
+        # not collide with the key-share locks of rows being written that refer to the volunteer (the batch's
+        # notifications, say), which would make a promotion pass over everyone and leave the slot empty.
         locked = await session.scalar(
-            select(Volunteer.id).where(Volunteer.id == volunteer_id).with_for_update(skip_locked=True)
+            select(Volunteer.id).where(Volunteer.id == volunteer_id).with_for_update(key_share=True, skip_locked=True)
         )
         if locked is None:
+            passed_over_busy = True
             continue
         try:
             await signups.check_no_overlap(session, volunteer_id, task)
@@ -94,6 +99,9 @@ async def promote(session: AsyncSession, task_id: uuid.UUID) -> list[Signup]:
         audit.record(session, None, "signup.promote", "signup", signup.id, score=str(signup.match_score))
         await notifications.notify_signup(session, signup, "signup.promoted")
         promoted.append(signup)
+    if passed_over_busy and task.filled_slots < task.slots:
+        # A slot is still free and someone passed over may be free in a moment: try again a little later.
+        await outbox.record_job(session, "matching.promote", later=True, task_id=str(task.id))
     log.info("matching.promote: task %s, %d promoted", task_id, len(promoted))
     return promoted
 
