@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import gc
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +40,13 @@ def answer(result: Any) -> bytes:
 # Some cases hand both executors awaitables that a failing sibling makes them abandon, as graphql-core does.
 pytestmark = [pytest.mark.filterwarnings("ignore:coroutine '_soon' was never awaited:RuntimeWarning"),
               pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+
+
+@pytest.fixture(autouse=True)
+def collect_abandoned_awaitables() -> Iterator[None]:
+    """Collected here, so their warnings fall under this module's filters, not under a later test's."""
+    yield
+    gc.collect()
 
 
 @strawberry.enum
