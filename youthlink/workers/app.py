@@ -7,6 +7,7 @@ Safe because every job is idempotent (see youthlink/workers/jobs.py).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from celery import Celery
 from kombu import Exchange, Queue
@@ -14,6 +15,11 @@ from kombu import Exchange, Queue
 from youthlink.config import get_settings
 from youthlink.runtime import broker_url
 from youthlink.workers.queues import QUEUES
+
+
+def _every(job: str, seconds: float) -> dict[str, Any]:
+    """A beat entry: `job` every `seconds`; a run still queued when the next is due is dropped, not piled up."""
+    return {"task": job, "schedule": timedelta(seconds=seconds), "options": {"expires": seconds}}
 
 
 def make_celery() -> Celery:
@@ -48,51 +54,15 @@ def make_celery() -> Celery:
         worker_send_task_events=False,
         timezone="UTC",
         beat_schedule={
-            "outbox-relay": {
-                "task": "outbox.relay",
-                "schedule": timedelta(seconds=settings.outbox_sweep_seconds),
-                "options": {"expires": settings.outbox_sweep_seconds},
-            },
-            "hours-auto-approve": {
-                "task": "hours.auto_approve",
-                "schedule": timedelta(seconds=settings.hours_review_sweep_seconds),
-                "options": {"expires": settings.hours_review_sweep_seconds},
-            },
-            "hours-deadlines": {
-                "task": "hours.deadlines",
-                "schedule": timedelta(seconds=settings.hours_daily_seconds),
-                "options": {"expires": settings.hours_daily_seconds},
-            },
-            "hours-reconcile": {
-                "task": "hours.reconcile",
-                "schedule": timedelta(seconds=settings.hours_daily_seconds),
-                "options": {"expires": settings.hours_daily_seconds},
-            },
-            "notifications-remind": {
-                "task": "notifications.remind",
-                "schedule": timedelta(seconds=settings.notification_sweep_seconds),
-                "options": {"expires": settings.notification_sweep_seconds},
-            },
-            "stats-rebuild": {
-                "task": "stats.rebuild",
-                "schedule": timedelta(seconds=settings.hours_daily_seconds),
-                "options": {"expires": settings.hours_daily_seconds},
-            },
-            "notifications-sweep": {
-                "task": "notifications.sweep",
-                "schedule": timedelta(seconds=settings.notification_sweep_seconds),
-                "options": {"expires": settings.notification_sweep_seconds},
-            },
-            "stats-monthly-report": {
-                "task": "stats.monthly_report",
-                "schedule": timedelta(seconds=settings.hours_daily_seconds),
-                "options": {"expires": settings.hours_daily_seconds},
-            },
-            "matching-batch": {
-                "task": "matching.run_batch",
-                "schedule": timedelta(seconds=settings.matching_batch_seconds),
-                "options": {"expires": settings.matching_batch_seconds},
-            },
+            "outbox-relay": _every("outbox.relay", settings.outbox_sweep_seconds),
+            "hours-auto-approve": _every("hours.auto_approve", settings.hours_review_sweep_seconds),
+            "hours-deadlines": _every("hours.deadlines", settings.hours_daily_seconds),
+            "hours-reconcile": _every("hours.reconcile", settings.hours_daily_seconds),
+            "notifications-remind": _every("notifications.remind", settings.notification_sweep_seconds),
+            "stats-rebuild": _every("stats.rebuild", settings.hours_daily_seconds),
+            "notifications-sweep": _every("notifications.sweep", settings.notification_sweep_seconds),
+            "stats-monthly-report": _every("stats.monthly_report", settings.hours_daily_seconds),
+            "matching-batch": _every("matching.run_batch", settings.matching_batch_seconds),
         },
     )
     return app
