@@ -20,7 +20,7 @@ from youthlink.errors import DomainError, Invalid
 from youthlink.graphql import types as t
 from youthlink.graphql.context import context_of
 from youthlink.graphql.ids import decode_id, encode_id
-from youthlink.graphql.mutations import SignupPayload, TaskPayload, perform
+from youthlink.graphql.mutations import SignupPayload, TaskPayload, perform, perform_for_task
 
 
 def top_level(exc: DomainError) -> GraphQLError:
@@ -219,8 +219,7 @@ class MatchingMutation:
             return await recommend.set_match_radius(session, actor, decode_id(input.task_id, "Task", "taskId"),
                                                     input.radius_km)
 
-        task, errors = await perform(info, action)
-        return TaskPayload(task=t.Task.from_row(task) if task else None, errors=errors)
+        return await perform_for_task(info, action)
 
 
 def explanation_of(row: Any) -> MatchExplanation | None:

@@ -216,6 +216,12 @@ class TaskPayload:
     errors: list[t.UserError]
 
 
+async def perform_for_task(info: Info, action: Action[Any]) -> TaskPayload:
+    """`perform` for a mutation whose service returns the task it changed."""
+    task, errors = await perform(info, action)
+    return TaskPayload(task=t.Task.from_row(task) if task else None, errors=errors)
+
+
 @strawberry.type
 class SignupPayload:
     signup: t.Signup | None = None
@@ -290,8 +296,7 @@ class Mutation:
             )
             return await tasks.create_task(session, actor, command)
 
-        task, errors = await perform(info, action)
-        return TaskPayload(task=t.Task.from_row(task) if task else None, errors=errors)
+        return await perform_for_task(info, action)
 
     @strawberry.mutation(description="Change a task; a new time or place is told to its volunteers")
     async def update_task(self, info: Info, input: UpdateTaskInput) -> TaskPayload:
@@ -304,8 +309,7 @@ class Mutation:
             command = inputs.UpdateTask(task_id=decode_id(input.task_id, "Task", "taskId"), **sent)
             return await tasks.update_task(session, actor, command)
 
-        task, errors = await perform(info, action)
-        return TaskPayload(task=t.Task.from_row(task) if task else None, errors=errors)
+        return await perform_for_task(info, action)
 
     @strawberry.mutation(description="Cancel a task: its sign-ups are cancelled and their volunteers told why")
     async def cancel_task(self, info: Info, input: CancelTaskInput) -> TaskPayload:
@@ -313,16 +317,14 @@ class Mutation:
             command = inputs.CancelTask(task_id=decode_id(input.task_id, "Task", "taskId"), reason=input.reason)
             return await tasks.cancel_task(session, actor, command)
 
-        task, errors = await perform(info, action)
-        return TaskPayload(task=t.Task.from_row(task) if task else None, errors=errors)
+        return await perform_for_task(info, action)
 
     @strawberry.mutation(description="Ask the matcher to decide a MATCHED task's applications now")
     async def request_matching(self, info: Info, input: TaskIdInput) -> TaskPayload:
         async def action(session: AsyncSession, actor: Actor) -> Any:
             return await signups.request_matching(session, actor, decode_id(input.task_id, "Task", "taskId"))
 
-        task, errors = await perform(info, action)
-        return TaskPayload(task=t.Task.from_row(task) if task else None, errors=errors)
+        return await perform_for_task(info, action)
 
     @strawberry.mutation
     async def sign_up(self, info: Info, input: TaskIdInput) -> SignupPayload:
