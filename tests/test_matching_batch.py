@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,6 +38,7 @@ from youthlink.db.models.enums import (
 )
 from youthlink.db.models.tasks import MatchingRun
 from youthlink.domain import matching
+from youthlink.domain.matching import decisions as matching_decisions
 from youthlink.graphql.ids import encode_id
 from youthlink.workers.app import app
 
@@ -89,11 +91,14 @@ async def add_task(db: Any, *, slots: int = 1, starts_in: timedelta = timedelta(
 
 async def apply(db: Any, task: Task, volunteers: list[uuid.UUID], *, minutes_apart: int = 1,
                 status: SignupStatus = SignupStatus.APPLIED) -> list[uuid.UUID]:
-    """Applications, the first volunteer earliest."""
+    """Applications, the first volunteer earliest, in the task's current round (read under its row lock, as a
+    sign-up reads it)."""
     async with db.unit_of_work() as session:
         ids = []
+        current = await session.scalar(select(Task.matching_round).where(Task.id == task.id)
+                                       .with_for_update(key_share=True))
         for i, volunteer_id in enumerate(volunteers):
-            signup = Signup(task_id=task.id, volunteer_id=volunteer_id, status=status,
+            signup = Signup(task_id=task.id, volunteer_id=volunteer_id, status=status, matching_round=current,
                             applied_at=NOW - timedelta(days=2) + timedelta(minutes=i * minutes_apart))
             session.add(signup)
             await session.flush()
@@ -104,10 +109,23 @@ async def apply(db: Any, task: Task, volunteers: list[uuid.UUID], *, minutes_apa
     return ids
 
 
-async def decisions(db: Any, task: Task) -> dict[uuid.UUID, Signup]:
+@dataclass(frozen=True)
+class Decision:
+    """A sign-up as its organization sees it: status, score, explanation, when decided (by volunteer)."""
+
+    id: uuid.UUID
+    status: SignupStatus
+    match_score: Decimal | None
+    match_explanation: dict[str, Any] | None
+    decided_at: datetime | None
+
+
+async def decisions(db: Any, task: Task) -> dict[uuid.UUID, Decision]:
     async with db.read() as session:
         rows = (await session.scalars(select(Signup).where(Signup.task_id == task.id))).all()
-    return {row.volunteer_id: row for row in rows}
+        found = await matching_decisions.of_signups(session, rows)
+    return {row.volunteer_id: Decision(row.id, row.status, found[row.id].score, found[row.id].explanation,
+                                       found[row.id].decided_at) for row in rows}
 
 
 async def run_batch(db: Any, task_ids: list[uuid.UUID] | None = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from tests.test_matching_batch import NOW, add_task, add_volunteers, apply, assert_invariants, run_batch
 from youthlink.db.models import Signup, Task
 from youthlink.db.models.enums import SignupStatus
+from youthlink.domain.matching import decisions as matching_decisions
 from youthlink.domain.matching import solver
 
 
@@ -138,18 +139,19 @@ async def test_the_batch_in_postgresql_decides_the_optimum(db: Any, clean: None)
     await assert_invariants(db)
     async with db.read() as session:
         rows = (await session.execute(
-            select(Signup.task_id, Signup.volunteer_id, Signup.status, Signup.match_score, Task.starts_at,
-                   Task.ends_at, Task.slots)
+            select(Signup, Task.starts_at, Task.ends_at, Task.slots)
             .join(Task, Task.id == Signup.task_id).where(Signup.task_id.in_([t.id for t in tasks]))
         )).all()
-    assert all(r.status in (SignupStatus.CONFIRMED, SignupStatus.WAITLISTED) for r in rows)
+        found = await matching_decisions.of_signups(session, [r.Signup for r in rows])
+    assert all(r.Signup.status in (SignupStatus.CONFIRMED, SignupStatus.WAITLISTED) for r in rows)
     task_index = {t.id: i for i, t in enumerate(tasks)}
     volunteer_index = {v: i for i, v in enumerate(people)}
-    units = [int(r.match_score * 1000) for r in rows]
-    confirmed = [r.status is SignupStatus.CONFIRMED for r in rows]
+    scores = [found[r.Signup.id].score for r in rows]
+    units = [int(score * 1000) for score in scores]
+    confirmed = [r.Signup.status is SignupStatus.CONFIRMED for r in rows]
     stored = (sum(confirmed), sum(u for u, c in zip(units, confirmed, strict=True) if c))
-    best = optimum([task_index[r.task_id] for r in rows], [volunteer_index[r.volunteer_id] for r in rows],
+    best = optimum([task_index[r.Signup.task_id] for r in rows], [volunteer_index[r.Signup.volunteer_id] for r in rows],
                    [int((r.starts_at - NOW).total_seconds()) for r in rows],
                    [int((r.ends_at - NOW).total_seconds()) for r in rows], units, [t.slots for t in tasks])
     assert result["exact"] and (result["filled"], result["score"]) == stored == best
-    assert Decimal(result["score"]) / 1000 == sum(r.match_score for r, c in zip(rows, confirmed, strict=True) if c)
+    assert Decimal(result["score"]) / 1000 == sum(s for s, c in zip(scores, confirmed, strict=True) if c)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import DateTime, String, cast, exists, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from youthlink.config import get_settings
-from youthlink.db.models import Notification, NotificationPreference, RoleGrant, Signup, Task
+from youthlink.db.models import MatchingDecision, Notification, NotificationPreference, RoleGrant, Signup, Task
 from youthlink.db.models.enums import Role, SignupStatus, TaskStatus
 from youthlink.domain import audit, delivery, policies
 from youthlink.domain.actor import Actor
@@ -86,21 +87,30 @@ async def notify_signup(session: AsyncSession, signup: Signup, kind: str) -> boo
 
 async def matching_decided(session: AsyncSession, run_id: str, task_ids: Sequence[str]) -> int:
     """Tell every applicant a matching run decided its decision (`signup.confirmed`, `.waitlisted`,
-    `.rejected`), in one statement, under the same dedupe keys as `notify_signup`: run twice, sent once. A
-    sign-up the waitlist has promoted since is told "promoted" by the promotion instead."""
-    told = (await session.execute(text("""
-        INSERT INTO notifications (id, recipient_volunteer_id, kind, payload, dedupe_key)
-        SELECT gen_random_uuid(), s.volunteer_id, 'signup.' || lower(s.match_explanation->>'decision'),
-               jsonb_build_object('signupId', s.id::text, 'taskId', s.task_id::text),
-               'signup.' || lower(s.match_explanation->>'decision') || ':' || s.id::text
-        FROM signups s
-        WHERE s.task_id = ANY(CAST(:tasks AS uuid[])) AND s.match_explanation->>'run' = :run
-          AND s.match_explanation->>'decision' IN ('CONFIRMED', 'WAITLISTED', 'REJECTED')
-        ON CONFLICT (dedupe_key) DO NOTHING
-        RETURNING id, recipient_volunteer_id, kind
-    """), {"tasks": list(task_ids), "run": run_id})).all()
-    await delivery.schedule_many(session, [(uuid.UUID(str(n)), uuid.UUID(str(v)), k) for n, v, k in told])
-    return len(told)
+    `.rejected`), a task round at a time from the run's MatchingDecisions, under the same dedupe keys as
+    `notify_signup`: run twice, sent once. A sign-up the waitlist has promoted since (it carries a decision of
+    its own) is told "promoted" by the promotion instead. (`task_ids`: the run's tasks, kept for jobs recorded
+    before the decisions were kept per round.)"""
+    from youthlink.domain.matching import decisions  # the matcher imports this module
+
+    told = 0
+    rounds = await session.scalars(select(MatchingDecision.entries).where(MatchingDecision.run_id == uuid.UUID(run_id)))
+    for raw in rounds.all():
+        entries = decisions.unpack(raw)
+        kinds = np.array([f"signup.{name.lower()}" for name in decisions.DECISIONS.values()])
+        rows = (await session.execute(text("""
+            INSERT INTO notifications (id, recipient_volunteer_id, kind, payload, dedupe_key)
+            SELECT gen_random_uuid(), s.volunteer_id, d.kind,
+                   jsonb_build_object('signupId', s.id::text, 'taskId', s.task_id::text), d.kind || ':' || s.id::text
+            FROM unnest(CAST(:ids AS uuid[]), CAST(:kinds AS text[])) AS d(id, kind) JOIN signups s ON s.id = d.id
+            WHERE s.match_explanation IS NULL
+            ON CONFLICT (dedupe_key) DO NOTHING
+            RETURNING id, recipient_volunteer_id, kind
+        """), {"ids": [uuid.UUID(bytes=bytes(i)) for i in entries["id"]],
+               "kinds": kinds[entries["decision"].astype(np.int64) - 1].tolist()})).all()
+        await delivery.schedule_many(session, [(uuid.UUID(str(n)), uuid.UUID(str(v)), k) for n, v, k in rows])
+        told += len(rows)
+    return told
 
 
 def reminder_window(lead: float, leads: Sequence[float]) -> float:

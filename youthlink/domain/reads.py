@@ -50,6 +50,7 @@ from youthlink.db.models import (
     Volunteer,
 )
 from youthlink.db.models.enums import TaskStatus
+from youthlink.db.models.tasks import signup_status
 from youthlink.domain import organizations
 from youthlink.domain.actor import Actor
 from youthlink.domain.hours import ledger_entries
@@ -58,6 +59,11 @@ from youthlink.domain.pagination import Page, decode_cursor, encode_cursor, keys
 # The tables, for Core statements: a select naming ORM attributes goes through the ORM's result machinery
 # (about a third more per statement) even when it returns plain rows.
 TASKS, SIGNUPS, RECORDS, TEAMS, MEMBERS = (m.__table__ for m in (Task, Signup, ServiceRecord, Team, TeamMember))
+
+
+def _signups() -> Select[Any]:
+    """Sign-up rows whose `status` is what the sign-up is (Signup.status), not only what its row recorded."""
+    return select(*(c for c in SIGNUPS.c if c.name != "status"), signup_status(SIGNUPS).label("status"))
 ORGANIZATIONS, PROJECTS, PROJECT_TEAMS, PARTNERS, ACCOUNTS = (
     m.__table__ for m in (Organization, Project, ProjectTeam, ProjectPartner, Account))
 
@@ -208,7 +214,7 @@ async def signups(session: AsyncSession, scope: Scope, ids: Sequence[uuid.UUID])
     if not scope.actor.is_authenticated:
         return {}
     rows = await session.execute(
-        select(SIGNUPS).join(TASKS, TASKS.c.id == SIGNUPS.c.task_id)
+        _signups().join(TASKS, TASKS.c.id == SIGNUPS.c.task_id)
         .where(SIGNUPS.c.id.in_(ids), scope.own_or_managed(SIGNUPS.c.volunteer_id))
     )
     return {r.id: r for r in rows}
@@ -423,14 +429,14 @@ RELATIONS: dict[str, Relation] = {
         lambda scope: select(TASKS).where(scope.task_visible()), descending=True),
     "task.signups": Relation(
         Signup, SIGNUPS.c.task_id, (SIGNUPS.c.applied_at, SIGNUPS.c.id), BY_TIME,
-        lambda scope: select(SIGNUPS).join(TASKS, TASKS.c.id == SIGNUPS.c.task_id)
+        lambda scope: _signups().join(TASKS, TASKS.c.id == SIGNUPS.c.task_id)
         .where(scope.own_or_managed(SIGNUPS.c.volunteer_id))),
     "task.serviceRecords": Relation(
         ServiceRecord, RECORDS.c.task_id, (RECORDS.c.started_at, RECORDS.c.id), BY_TIME,
         lambda scope: _records().where(scope.record_visible())),
     "volunteer.signups": Relation(
         Signup, SIGNUPS.c.volunteer_id, (SIGNUPS.c.applied_at, SIGNUPS.c.id), BY_TIME,
-        lambda scope: select(SIGNUPS).join(TASKS, TASKS.c.id == SIGNUPS.c.task_id)
+        lambda scope: _signups().join(TASKS, TASKS.c.id == SIGNUPS.c.task_id)
         .where(scope.own_or_managed(SIGNUPS.c.volunteer_id)), descending=True),
     "volunteer.serviceRecords": Relation(
         ServiceRecord, RECORDS.c.volunteer_id, (RECORDS.c.started_at, RECORDS.c.id), BY_TIME,

@@ -92,7 +92,7 @@ def facts(first: date | None = None, last: date | None = None, organizations: It
     no_shows = select(
         Task.starts_at.label("at"), Task.organization_id, Task.id.label("task_id"), null().label("volunteer_id"),
         literal(Decimal(0)).label("hours"), null().label("record_id"), literal(1).label("no_show"),
-    ).join(Signup, Signup.task_id == Task.id).where(Signup.status == SignupStatus.NO_SHOW)
+    ).join(Signup, Signup.task_id == Task.id).where(Signup.recorded_status == SignupStatus.NO_SHOW)
     if first is not None and last is not None:
         start, end = _bounds(first, last)
         ledger = ledger.where(entries.c.started_at >= start, entries.c.started_at < end)

@@ -62,7 +62,7 @@ async def check_no_overlap(session: AsyncSession, volunteer_id: uuid.UUID, task:
         .join(Signup, Signup.task_id == Task.id)
         .where(
             Signup.volunteer_id == volunteer_id,
-            Signup.status.in_(SLOT_HOLDING),
+            Signup.recorded_status.in_(SLOT_HOLDING),
             Task.id != task.id,
             Task.starts_at < task.ends_at,
             Task.ends_at > task.starts_at,
@@ -101,6 +101,19 @@ async def _active_signup_exists(session: AsyncSession, task_id: uuid.UUID, volun
     return found is not None
 
 
+async def _settle_rejected(session: AsyncSession, task_id: uuid.UUID, volunteer_id: uuid.UUID) -> None:
+    """An application a matching batch rejected still reads APPLIED in its row (its round's MatchingDecision
+    says REJECTED). Write that into the row before a new sign-up of the same volunteer takes its place among
+    the task's active sign-ups (one per volunteer: a unique index on the rows)."""
+    await session.execute(
+        update(Signup)
+        .where(Signup.task_id == task_id, Signup.volunteer_id == volunteer_id,
+               Signup.recorded_status == SignupStatus.APPLIED, Signup.status == SignupStatus.REJECTED)
+        .values(recorded_status=SignupStatus.REJECTED)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def sign_up(session: AsyncSession, actor: Actor, task_id: uuid.UUID) -> Signup:
     volunteer_id = policies.require_volunteer(actor)
     volunteer = await _lock_volunteer(session, volunteer_id)
@@ -120,7 +133,9 @@ async def sign_up(session: AsyncSession, actor: Actor, task_id: uuid.UUID) -> Si
         status = SignupStatus.CONFIRMED if await take_slot(session, task.id) else SignupStatus.WAITLISTED
     else:
         status = SignupStatus.APPLIED
-    signup = Signup(task_id=task.id, volunteer_id=volunteer.id, status=status,
+        await _settle_rejected(session, task.id, volunteer.id)
+    # The round is read under the task's row lock: a batch closing it waits for this sign-up to commit.
+    signup = Signup(task_id=task.id, volunteer_id=volunteer.id, status=status, matching_round=task.matching_round,
                     decided_at=now if status is not SignupStatus.APPLIED else None)
     session.add(signup)
     await session.flush()
@@ -220,6 +235,8 @@ async def add_participant(session: AsyncSession, actor: Actor, task_id: uuid.UUI
     )
     if existing is not None and existing.status in SLOT_HOLDING:
         raise Conflict("ALREADY_SIGNED_UP", "该志愿者已在任务中", "volunteerId")
+    if existing is None:
+        await _settle_rejected(session, task.id, volunteer.id)
     await check_no_overlap(session, volunteer.id, task)
     if not await take_slot(session, task.id):
         raise Conflict("TASK_FULL", "任务名额已满", "taskId")

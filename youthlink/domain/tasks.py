@@ -116,7 +116,7 @@ def _refuse_if_over(task: Task) -> None:
 
 async def _attendance(session: AsyncSession, task_id: uuid.UUID) -> int:
     return int(await session.scalar(select(func.count()).select_from(Signup).where(
-        Signup.task_id == task_id, Signup.status.in_(ATTENDED))) or 0)
+        Signup.task_id == task_id, Signup.recorded_status.in_(ATTENDED))) or 0)
 
 
 def _audit_value(value: Any) -> Any:
@@ -223,7 +223,7 @@ async def cancel_task(session: AsyncSession, actor: Actor, command: CancelTask) 
     await _require_manages(session, actor, found)
     # Locks in the order the other writers take them: the slot holders, then the task (cancelSignup locks the
     # sign-up, then updates the task's count); the task, then the other sign-ups (the matcher, the waitlist).
-    await session.execute(select(Signup.id).where(Signup.task_id == found.id, Signup.status.in_(SLOT_HOLDING))
+    await session.execute(select(Signup.id).where(Signup.task_id == found.id, Signup.recorded_status.in_(SLOT_HOLDING))
                           .order_by(Signup.id).with_for_update())
     task = await _locked_task(session, found.id)
     if task.status is TaskStatus.CANCELLED:
@@ -237,7 +237,7 @@ async def cancel_task(session: AsyncSession, actor: Actor, command: CancelTask) 
     ended = (await session.execute(
         update(Signup)
         .where(Signup.task_id == task.id, Signup.status.in_(ENDED_BY_CANCELLATION))
-        .values(status=SignupStatus.CANCELLED, cancelled_at=now, cancel_reason=command.reason)
+        .values(recorded_status=SignupStatus.CANCELLED, cancelled_at=now, cancel_reason=command.reason)
         .returning(Signup.id, Signup.volunteer_id)
         .execution_options(synchronize_session=False)
     )).all()

@@ -18,6 +18,7 @@ from youthlink.db.models import Organization, Project, Team, Town
 from youthlink.db.uow import RequestReads
 from youthlink.domain import outcomes, pagination, reads
 from youthlink.domain.actor import Actor
+from youthlink.domain.matching import decisions
 from youthlink.domain.pagination import Page
 
 PageKey = tuple[str, uuid.UUID, int, str | None]
@@ -39,6 +40,8 @@ class Loaders:
         self.signup = self._by_key(reads.signups)
         self.record = self._by_key(reads.records)
         self.record_by_signup = self._by_key(reads.records_by_signup)
+        # A matching batch's decisions, by (task, round): the sign-ups' scores and explanations.
+        self.decision = self._by_key(lambda s, _, keys: decisions.records(s, keys))
         self.membership = self._by_key(lambda s, _, keys: reads.memberships(s, keys))
         self.full_phone = self._by_key(self._flags(reads.full_phone_ids))
         self.manages_task = self._by_key(self._flags(reads.manages_tasks))

@@ -222,8 +222,6 @@ class MatchingMutation:
         return await perform_for_task(info, action)
 
 
-def explanation_of(row: Any) -> MatchExplanation | None:
+def explanation_of(stored: dict[str, Any], score: Any) -> MatchExplanation:
     """Signup.matchExplanation (types.py resolves it lazily through here)."""
-    if row.match_explanation is None:
-        return None
-    return MatchExplanation.from_view(scores.describe(row.match_explanation, row.match_score))
+    return MatchExplanation.from_view(scores.describe(stored, score))

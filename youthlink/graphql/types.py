@@ -23,6 +23,7 @@ from youthlink.db import models
 from youthlink.db.models import enums
 from youthlink.domain import accounts, tasks
 from youthlink.domain import hours as hours_domain
+from youthlink.domain.matching import decisions
 from youthlink.domain.pagination import Page
 from youthlink.domain.personal_data import mask_phone
 from youthlink.graphql.context import context_of
@@ -564,9 +565,7 @@ class Volunteer(relay.Node):
 class Signup(relay.Node):
     id: relay.NodeID[str]
     status: SignupStatus  # type: ignore[valid-type]
-    match_score: float | None
     applied_at: datetime
-    decided_at: datetime | None
     checked_in_at: datetime | None
     checked_out_at: datetime | None
     cancelled_at: datetime | None
@@ -575,12 +574,8 @@ class Signup(relay.Node):
     @classmethod
     def from_row(cls, row: models.Signup) -> Signup:
         return cls(
-            id=str(row.id), status=row.status,
-            match_score=float(row.match_score) if row.match_score is not None else None,
-            applied_at=row.applied_at, decided_at=row.decided_at,
-            checked_in_at=row.checked_in_at,
-            checked_out_at=row.checked_out_at,
-            cancelled_at=row.cancelled_at, row=row,
+            id=str(row.id), status=row.status, applied_at=row.applied_at, checked_in_at=row.checked_in_at,
+            checked_out_at=row.checked_out_at, cancelled_at=row.cancelled_at, row=row,
         )
 
     @classmethod
@@ -599,11 +594,38 @@ class Signup(relay.Node):
     def service_record(self, info: Info) -> ServiceRecord | None:
         return load_now_or_later(context_of(info).loaders.record_by_signup, self.row.id, ServiceRecord.from_row)
 
+    @strawberry.field
+    def match_score(self, info: Info) -> float | None:
+        return self._decision(info, lambda found: _float(found.score))
+
+    @strawberry.field
+    def decided_at(self, info: Info) -> datetime | None:
+        if self.row.decided_at is not None or self.row.status not in POOL_DECISIONS:
+            return self.row.decided_at
+        return self._decision(info, lambda found: found.decided_at)
+
     @strawberry.field(description="The matcher's breakdown of matchScore and the reason for its decision")
-    def match_explanation(self) -> Annotated[MatchExplanation, strawberry.lazy("youthlink.graphql.matching")] | None:
+    def match_explanation(self, info: Info
+                          ) -> Annotated[MatchExplanation, strawberry.lazy("youthlink.graphql.matching")] | None:
         from youthlink.graphql import matching  # imported here: matching's types are built on these
 
-        return matching.explanation_of(self.row)
+        return self._decision(info, lambda found: None if found.explanation is None else matching.explanation_of(
+            found.explanation, found.score))
+
+    def _decision(self, info: Info, convert: Callable[[decisions.Decided], Any]) -> Any:
+        """`convert` of the sign-up's matching decision: its own, or its batch's (through the round's record)."""
+        if not decisions.needs_record(self.row):
+            return convert(decisions.decided(self.row, None))
+        return load_now_or_later(context_of(info).loaders.decision, (self.row.task_id, self.row.matching_round),
+                                 lambda record: convert(decisions.decided(self.row, record)))
+
+
+# Decisions a batch keeps in its MatchingDecision only (their rows still read APPLIED).
+POOL_DECISIONS = (enums.SignupStatus.WAITLISTED, enums.SignupStatus.REJECTED)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @strawberry.type

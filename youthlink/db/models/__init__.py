@@ -24,7 +24,7 @@ from youthlink.db.models.reference import (
     Town,
 )
 from youthlink.db.models.stats import StatsRollup, StatsVolunteers
-from youthlink.db.models.tasks import Signup, Task
+from youthlink.db.models.tasks import MatchingDecision, Signup, Task
 
 __all__ = [
     "Account",
@@ -33,6 +33,7 @@ __all__ = [
     "Certificate",
     "CorrectionRequest",
     "HoursImport",
+    "MatchingDecision",
     "Notification",
     "NotificationDelivery",
     "NotificationPreference",

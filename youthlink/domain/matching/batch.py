@@ -1,22 +1,26 @@
-"""The matching batch: every due MATCHED task's applications decided together, optimally, in one transaction.
+"""The matching batch: every due MATCHED task's applications decided together, optimally.
 
+    close    in a transaction of its own, committed first: each due task's current round of applications is
+             closed (the task moves on to the next round), so what the batch decides cannot grow behind it
     lock     pg_advisory_xact_lock: two batches (or a batch and a promotion) never overlap
-    load     the due tasks; their APPLIED sign-ups as a binary COPY; the applicants' facts (set-based)
+    load     the due tasks; their closed rounds' applications as a binary COPY; the applicants' facts
     build    every hard rule and score factor for every application at once (candidates.evaluate)
     solve    slots filled first, total score second (solver.solve: min-cost flow, CP-SAT where needed)
     write    under row locks (winners' volunteers, then tasks, in id order, the order sign-ups use): re-check
-             slots and time clashes against what committed meanwhile, then COPY the decisions into a temporary
-             table and apply them with state-guarded UPDATEs (`WHERE status = 'APPLIED'`)
+             slots and time clashes against what committed meanwhile; confirm the winners in their rows
+             (state-guarded: `WHERE status = 'APPLIED'`); and for each task round one MatchingDecision holding
+             every application's decision, score and breakdown. The others' rows are not written: an
+             application whose round has a decision is WAITLISTED (or REJECTED, when listed) by Signup.status.
 
-A task is due when it is OPEN, MATCHED, has APPLIED sign-ups, and its deadline (or start) has passed or its
-organization asked for matching. An application that arrives during a batch stays APPLIED for the next one;
-one cancelled during a batch keeps its cancellation (the guard), and a slot it would have taken is offered
-to the waitlist by a `matching.promote` job. Re-running a batch finds nothing APPLIED and changes nothing.
+A task is due when it is OPEN, MATCHED, has applications to decide, and its deadline (or start) has passed or
+its organization asked for matching. An application that arrives during a batch joins the next round and waits
+for the next batch; one cancelled during a batch keeps its cancellation (its row says so, whatever the
+decision), and a slot a cancelled winner would have taken is offered to the waitlist by a `matching.promote`
+job. Re-running a batch finds no closed round undecided and changes nothing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -27,76 +31,55 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, or_, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import and_, exists, func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from youthlink.config import get_settings
 from youthlink.db.models import Signup, Task, Volunteer
 from youthlink.db.models.enums import AssignmentMode, SignupStatus, TaskStatus
 from youthlink.db.models.tasks import MatchingRun
 from youthlink.domain import audit, outbox
-from youthlink.domain.matching import candidates, scores, solver
+from youthlink.domain.matching import candidates, decisions, scores, solver
 from youthlink.domain.matching.candidates import among
+from youthlink.domain.matching.decisions import CONFIRMED, REASON, REJECTED, WAITLISTED
 
 log = logging.getLogger(__name__)
 # pg_advisory_xact_lock key: two batches never overlap, whichever workers run them.
 MATCHING_LOCK_KEY = 0x59_4C_4D_41  # "YLMA"
-
-CONFIRMED, WAITLISTED, REJECTED = 1, 2, 3
-DECISIONS = ("CONFIRMED", "WAITLISTED", "REJECTED")
-REASONS = ("SELECTED", "TASK_FULL", "TIME_CONFLICT", "MISSING_SKILLS", "TOO_YOUNG", "GUARDIAN_CONSENT_REQUIRED",
-           "NO_HOME_LOCATION", "TOO_FAR")
-REASON = {code: i + 1 for i, code in enumerate(REASONS)}  # 1-based, as SQL arrays are
-DECISION_ROW = np.dtype([
-    ("fields", ">i2"),
-    ("l_id", ">i4"), ("id", "V16"),
-    ("l_decision", ">i4"), ("decision", ">i2"),
-    ("l_reason", ">i4"), ("reason", ">i2"),
-    ("l_units", ">i4"), ("units", ">i4"),
-    *[(name, ">i4" if name.startswith("l_") else ">i2") for i in range(6) for name in (f"l_f{i}", f"f{i}")],
-    ("l_km", ">i4"), ("km", ">i4"),
-    ("l_hours", ">i4"), ("hours", ">i4"),
-    ("l_attended", ">i4"), ("attended", ">i4"),
-    ("l_no_shows", ">i4"), ("no_shows", ">i4"),
-    ("l_member", ">i4"), ("member", ">i2"),
-])
-DECISION_COLUMNS = ["id", "decision", "reason", "units", "f0", "f1", "f2", "f3", "f4", "f5", "km", "hours",
-                    "attended", "no_shows", "member"]
-DECISIONS_TABLE = """
-CREATE TEMPORARY TABLE matching_decisions (
-    id uuid, decision int2, reason int2, units int4, f0 int2, f1 int2, f2 int2, f3 int2, f4 int2,
-    f5 int2, km int4, hours int4, attended int4, no_shows int4, member int2
-) ON COMMIT DROP
-"""
-# The same shape as scores.explanation(), built by PostgreSQL for every row at once.
-EXPLANATION_SQL = """
-    jsonb_build_object('v', 1, 'run', CAST(:run AS text),
-                       'decision', (CAST(:decisions AS text[]))[d.decision],
-                       'reason', (CAST(:reasons AS text[]))[d.reason])
-    || CASE WHEN d.units < 0 THEN '{}'::jsonb ELSE jsonb_build_object(
-        'factors', jsonb_build_array(d.f0, d.f1, d.f2, d.f3, d.f4, d.f5),
-        'weights', CAST(:weights AS jsonb),
-        'facts', jsonb_build_object(
-            'km', CASE WHEN d.km < 0 THEN NULL ELSE round(d.km / 100.0, 2) END,
-            'hours', round(d.hours / 10.0, 1), 'attended', d.attended, 'noShows', d.no_shows,
-            'member', CASE d.member WHEN 2 THEN 'TEAM' WHEN 1 THEN 'PROJECT' END)) END
-"""
 
 
 def empty_result() -> dict[str, Any]:
     return {"tasks": 0, "applications": 0, "confirmed": 0, "waitlisted": 0, "rejected": 0}
 
 
-async def due_tasks(session: AsyncSession, task_ids: Sequence[uuid.UUID] | None, now: datetime) -> list[Task]:
-    """OPEN MATCHED tasks with applications whose deadline (or start) passed, or that were asked for, or named."""
+def _due(task_ids: Sequence[uuid.UUID] | None, now: datetime) -> Any:
+    """OPEN MATCHED tasks whose deadline (or start) passed, or that were asked for, or named."""
     due = or_(Task.matching_requested_at.is_not(None), Task.signup_deadline <= now, Task.starts_at <= now)
     if task_ids:
         due = or_(due, Task.id.in_(list(task_ids)))
-    has_applications = select(Signup.id).where(Signup.task_id == Task.id, Signup.status == SignupStatus.APPLIED)
+    return and_(Task.assignment_mode == AssignmentMode.MATCHED, Task.status == TaskStatus.OPEN, due)
+
+
+async def close_rounds(connection: Any, task_ids: Sequence[uuid.UUID] | None, now: datetime) -> int:
+    """Close the current round of every due task that has applications in it: later applications join the next
+    round. Committed before the batch reads, it waits for sign-ups in flight (they hold the task's row), so a
+    closed round is complete and stays so."""
+    in_round = exists().where(Signup.task_id == Task.id, Signup.recorded_status == SignupStatus.APPLIED,
+                              Signup.matching_round == Task.matching_round)
+    closed = await connection.execute(
+        update(Task).where(_due(task_ids, now), in_round).values(matching_round=Task.matching_round + 1)
+    )
+    return int(closed.rowcount or 0)
+
+
+async def due_tasks(session: AsyncSession, task_ids: Sequence[uuid.UUID] | None, now: datetime) -> list[Task]:
+    """Due tasks with applications in closed rounds that no batch has decided."""
+    undecided = exists().where(Signup.task_id == Task.id, Signup.recorded_status == SignupStatus.APPLIED,
+                               Signup.matching_round >= Task.decided_round,
+                               Signup.matching_round < Task.matching_round)
     query = (
         select(Task)
-        .where(Task.assignment_mode == AssignmentMode.MATCHED, Task.status == TaskStatus.OPEN, due,
-               has_applications.exists())
+        .where(_due(task_ids, now), Task.decided_round < Task.matching_round, undecided)
         .order_by(Task.starts_at, Task.id)
     )
     return list((await session.scalars(query)).all())
@@ -116,12 +99,12 @@ class Instance:
 
 
 async def load_instance(session: AsyncSession, rows: Sequence[Task], now: datetime) -> Instance:
-    """Load the tasks' APPLIED sign-ups and their volunteers' facts, check every rule and score every one."""
+    """Load the tasks' undecided applications and their volunteers' facts, check every rule, score every one."""
     settings = get_settings()
     clock = time.perf_counter()
     vocab = candidates.vocabulary(rows)
     tasks = candidates.task_table(rows, vocab, now)
-    apps = await candidates.load_applications(session, tasks.ids, SignupStatus.APPLIED)
+    apps = await candidates.load_applications(session, rows, candidates.UNDECIDED)
     volunteers = await candidates.load_volunteers(session, apps.volunteer_ids, vocab, now, settings)
     memberships = await candidates.load_memberships(session, tasks, volunteers)
     held = await candidates.load_held(session, volunteers, min(t.starts_at for t in rows), max(t.ends_at for t in rows))
@@ -138,16 +121,26 @@ async def load_instance(session: AsyncSession, rows: Sequence[Task], now: dateti
 
 
 async def run_batch(session: AsyncSession, task_ids: Sequence[uuid.UUID] | None = None) -> dict[str, Any]:
-    """Decide every APPLIED sign-up of the due MATCHED tasks, together. Running it twice changes nothing more."""
+    """Decide the undecided applications of the due MATCHED tasks, together. Running it twice changes nothing
+    more. Closes the tasks' rounds first, on a connection of its own (`session` must not hold one yet)."""
+    now = datetime.now(UTC)
+    clock = time.perf_counter()
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine), "run_batch needs a session bound to an engine"
+    async with engine.begin() as connection:
+        # Under the batches' lock: a round is never closed under a running batch's feet (nor its tasks locked
+        # in another order than the batch's).
+        await connection.execute(select(func.pg_advisory_xact_lock(MATCHING_LOCK_KEY)))
+        await close_rounds(connection, task_ids, now)
+    timings = {"close": round(time.perf_counter() - clock, 4)}
     await session.execute(select(func.pg_advisory_xact_lock(MATCHING_LOCK_KEY)))
     settings = get_settings()
     weights = scores.Weights.from_settings(settings)
-    now = datetime.now(UTC)
     rows = await due_tasks(session, task_ids, now)
     if not rows:
         return empty_result()
     instance = await load_instance(session, rows, now)
-    timings = dict(instance.timings)
+    timings.update(instance.timings)
     clock = time.perf_counter()
     solution = solver.solve(instance.problem, exact_max_candidates=settings.matching_exact_max_candidates,
                             exact_seconds=settings.matching_exact_seconds, workers=settings.matching_exact_workers)
@@ -156,8 +149,7 @@ async def run_batch(session: AsyncSession, task_ids: Sequence[uuid.UUID] | None 
     tasks, apps = instance.tasks, instance.apps
     decision, reason = _decisions(apps, tasks, instance.evaluation, instance.pool, solution.chosen)
     run_id = uuid.uuid4()
-    counts = await _write(session, run_id, now, apps, tasks, instance.volunteers, instance.evaluation, decision,
-                          reason, weights)
+    counts = await _write(session, run_id, now, instance, decision, reason)
     timings["write"] = round(time.perf_counter() - clock, 4)
     result: dict[str, Any] = {
         "tasks": tasks.size, "applications": apps.size, **counts, "candidates": instance.problem.size,
@@ -180,11 +172,11 @@ async def run_batch(session: AsyncSession, task_ids: Sequence[uuid.UUID] | None 
 
 
 def _decisions(apps: candidates.Applications, tasks: candidates.Tasks, evaluation: candidates.Evaluation,
-               pool: NDArray[np.int64], chosen: NDArray[np.bool_]) -> tuple[NDArray[np.int16], NDArray[np.int16]]:
+               pool: NDArray[np.int64], chosen: NDArray[np.bool_]) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Per application: CONFIRMED / WAITLISTED / REJECTED and why."""
     n = apps.size
-    decision = np.full(n, WAITLISTED, np.int16)
-    reason = np.full(n, REASON["TASK_FULL"], np.int16)
+    decision = np.full(n, WAITLISTED, np.uint8)
+    reason = np.full(n, REASON["TASK_FULL"], np.uint8)
     for code in range(candidates.MISSING_SKILLS, candidates.TIME_CONFLICT):
         hit = evaluation.reason == code
         decision[hit], reason[hit] = REJECTED, REASON[candidates.REASON_CODES[code]]
@@ -199,73 +191,57 @@ def _decisions(apps: candidates.Applications, tasks: candidates.Tasks, evaluatio
     return decision, reason
 
 
-async def _write(session: AsyncSession, run_id: uuid.UUID, now: datetime, apps: candidates.Applications,
-                 tasks: candidates.Tasks, volunteers: candidates.Volunteers, evaluation: candidates.Evaluation,
-                 decision: NDArray[np.int16], reason: NDArray[np.int16], weights: scores.Weights) -> dict[str, int]:
-    winners = np.flatnonzero(decision == CONFIRMED)
-    if winners.shape[0]:
-        await _recheck_winners(session, apps, tasks, volunteers, evaluation, winners, decision, reason)
-    units = np.where(decision == REJECTED, -1, evaluation.units)
-    rows = np.zeros(apps.size, DECISION_ROW)
-    for name in DECISION_ROW.names or ():
-        if name.startswith("l_"):
-            rows[name] = DECISION_ROW[name[2:]].itemsize
-    rows["fields"] = len(DECISION_COLUMNS)
-    rows["id"] = apps.signup_id
-    rows["decision"], rows["reason"], rows["units"] = decision, reason, units
-    for i in range(6):
-        rows[f"f{i}"] = evaluation.permille[:, i]
-    rows["km"] = np.where(np.isnan(evaluation.distance_km), -1, np.rint(np.nan_to_num(evaluation.distance_km) * 100))
-    rows["hours"] = np.rint(volunteers.recent_hours[apps.volunteer] * 10)
-    rows["attended"] = volunteers.attended[apps.volunteer]
-    rows["no_shows"] = volunteers.no_shows[apps.volunteer]
-    rows["member"] = evaluation.membership
+def _entries(instance: Instance, decision: NDArray[np.uint8], reason: NDArray[np.uint8]) -> NDArray[np.void]:
+    """Every application's decision, score and breakdown, as MatchingDecision entries (in application order)."""
+    apps, volunteers, evaluation = instance.apps, instance.volunteers, instance.evaluation
+    entries = np.zeros(apps.size, decisions.ENTRY)
+    entries["id"] = apps.signup_id
+    entries["decision"], entries["reason"] = decision, reason
+    entries["units"] = np.where(decision == REJECTED, decisions.NO_SCORE, evaluation.units)
+    entries["factors"] = evaluation.permille
+    km = evaluation.distance_km
+    entries["km"] = np.where(np.isnan(km), decisions.NO_DISTANCE, np.rint(np.nan_to_num(km) * 100))
+    entries["hours"] = np.rint(volunteers.recent_hours[apps.volunteer] * 10)
+    entries["attended"] = volunteers.attended[apps.volunteer]
+    entries["no_shows"] = volunteers.no_shows[apps.volunteer]
+    entries["member"] = evaluation.membership
+    return entries
 
-    await session.execute(text(DECISIONS_TABLE))
-    driver = await candidates.driver_connection(session)
-    await driver.copy_to_table("matching_decisions", source=candidates.copy_stream(rows), columns=DECISION_COLUMNS,
-                               format="binary")
-    await session.execute(text("ANALYZE matching_decisions"))  # temporary tables are never auto-analyzed
-    params = {"run": str(run_id), "decisions": list(DECISIONS), "reasons": list(REASONS),
-              "weights": scores_json(weights), "now": now}
-    assignment = f"""
-        status = (CAST(:decisions AS text[]))[d.decision], decided_at = :now,
-        match_score = CASE WHEN d.units < 0 THEN NULL ELSE d.units / 1000.0 END,
-        match_explanation = {EXPLANATION_SQL}
-    """
-    landed = await session.execute(text(f"""
-        UPDATE signups s SET {assignment} FROM matching_decisions d
-        WHERE s.id = d.id AND d.decision = {CONFIRMED} AND s.status = 'APPLIED'
-        RETURNING s.task_id
-    """), params)
+
+async def _write(session: AsyncSession, run_id: uuid.UUID, now: datetime, instance: Instance,
+                 decision: NDArray[np.uint8], reason: NDArray[np.uint8]) -> dict[str, int]:
+    tasks, apps = instance.tasks, instance.apps
+    if np.any(decision == CONFIRMED):
+        await _recheck_winners(session, instance, np.flatnonzero(decision == CONFIRMED), decision, reason)
+    winners = np.flatnonzero(decision == CONFIRMED)
+    # Only the winners' rows are written (they hold slots now); state-guarded, so a cancellation stands.
+    landed = await session.execute(text("""
+        UPDATE signups s SET status = 'CONFIRMED', decided_at = :now
+        FROM unnest(CAST(:ids AS uuid[])) AS w(id)
+        WHERE s.id = w.id AND s.status = 'APPLIED'
+        RETURNING s.id, s.task_id
+    """), {"ids": candidates.signup_uuids(apps.signup_id[winners]), "now": now})
     index = {task_id: i for i, task_id in enumerate(tasks.ids)}
     landed_per_task = np.zeros(tasks.size, np.int64)
-    for (task_id,) in landed.all():
+    confirmed_ids = []
+    for signup_id, task_id in landed.all():
         landed_per_task[index[uuid.UUID(int=task_id.int)]] += 1
-    filled = np.flatnonzero(landed_per_task)
-    if filled.shape[0]:
-        await session.execute(text("""
-            UPDATE tasks t SET filled_slots = t.filled_slots + c.n
-            FROM unnest(CAST(:ids AS uuid[]), CAST(:ns AS int[])) AS c(id, n) WHERE t.id = c.id
-        """), {"ids": [tasks.ids[t] for t in filled], "ns": landed_per_task[filled].tolist()})
-    written = {}
-    for code in (WAITLISTED, REJECTED):
-        result = await session.execute(text(f"""
-            UPDATE signups s SET {assignment} FROM matching_decisions d
-            WHERE s.id = d.id AND d.decision = {code} AND s.status = 'APPLIED'
-        """), params)
-        written[code] = int(result.rowcount or 0)  # type: ignore[attr-defined]
-    await session.execute(
-        update(Task).where(among(Task.id, tasks.ids)).values(matched_at=now, matching_requested_at=None)
-    )
-    # The audit trail: each confirmation and rejection; waitlisting is recorded by the run and the explanation.
-    await session.execute(text(f"""
+        confirmed_ids.append(signup_id)
+    await session.execute(text("""
+        UPDATE tasks t SET filled_slots = t.filled_slots + c.n, matched_at = :now, matching_requested_at = NULL,
+                           decided_round = greatest(t.decided_round, c.decided)
+        FROM unnest(CAST(:ids AS uuid[]), CAST(:ns AS int[]), CAST(:decided AS int[])) AS c(id, n, decided)
+        WHERE t.id = c.id
+    """), {"ids": tasks.ids, "ns": landed_per_task.tolist(), "now": now,
+           "decided": [t.matching_round for t in tasks.rows]})
+    await _record_decisions(session, run_id, now, instance, _entries(instance, decision, reason))
+    # The audit trail: each confirmation (rejections and the waitlist are in the run's MatchingDecisions).
+    await session.execute(text("""
         INSERT INTO audit_log (action, entity_type, entity_id, data)
-        SELECT 'signup.match', 'signup', d.id::text,
-               jsonb_build_object('status', (CAST(:decisions AS text[]))[d.decision], 'run', CAST(:run AS text))
-        FROM matching_decisions d JOIN signups s ON s.id = d.id
-        WHERE d.decision IN ({CONFIRMED}, {REJECTED}) AND s.decided_at = :now
-    """), {"decisions": list(DECISIONS), "run": str(run_id), "now": now})
+        SELECT 'signup.match', 'signup', c.id::text,
+               jsonb_build_object('status', 'CONFIRMED', 'run', CAST(:run AS text))
+        FROM unnest(CAST(:ids AS uuid[])) AS c(id)
+    """), {"ids": confirmed_ids, "run": str(run_id)})
     # Each volunteer hears the decision: a job recorded in this transaction writes the messages after commit.
     # (Written here, the notifications' foreign keys would take a share lock on every applicant's volunteer row
     # while this transaction holds the tasks' rows: a sign-up holding its volunteer and waiting for a task
@@ -273,24 +249,48 @@ async def _write(session: AsyncSession, run_id: uuid.UUID, now: datetime, apps: 
     await outbox.record_job(session, "notifications.matching_decided", run_id=str(run_id),
                             task_ids=[str(t) for t in tasks.ids])
     # Slots a winner left by cancelling while the batch ran go to the waitlist, like any cancellation.
-    planned = np.bincount(apps.task[decision == CONFIRMED], minlength=tasks.size)
+    planned = np.bincount(apps.task[winners], minlength=tasks.size)
     for t in np.flatnonzero(landed_per_task < planned).tolist():
         await outbox.record_job(session, "matching.promote", task_id=str(tasks.ids[t]))
-    return {"confirmed": int(landed_per_task.sum()), "waitlisted": written[WAITLISTED], "rejected": written[REJECTED]}
+    return {"confirmed": int(landed_per_task.sum()), "waitlisted": int(np.count_nonzero(decision == WAITLISTED)),
+            "rejected": int(np.count_nonzero(decision == REJECTED))}
 
 
-def scores_json(weights: scores.Weights) -> str:
-    return json.dumps(weights.as_list())
+async def _record_decisions(session: AsyncSession, run_id: uuid.UUID, now: datetime, instance: Instance,
+                            entries: NDArray[np.void]) -> None:
+    """One MatchingDecision per task and round decided (a round left undecided by a failed batch is decided
+    with the next one, in a record of its own)."""
+    apps, tasks = instance.apps, instance.tasks
+    order = np.lexsort((apps.round, apps.task))
+    key = apps.task[order] * (int(apps.round.max()) + 1) + apps.round[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], order.shape[0]]
+    rows = []
+    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+        group = entries[order[lo:hi]]
+        first = int(order[lo])
+        rejected = candidates.signup_uuids(group["id"][group["decision"] == REJECTED])
+        rows.append((tasks.ids[int(apps.task[first])], int(apps.round[first]), run_id, now, hi - lo, rejected,
+                     decisions.pack(group)))
+    driver = await candidates.driver_connection(session)
+    await driver.executemany(
+        "INSERT INTO matching_decisions (task_id, round, run_id, decided_at, applications, rejected, entries)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)", rows,
+    )
 
 
-async def _recheck_winners(session: AsyncSession, apps: candidates.Applications, tasks: candidates.Tasks,
-                           volunteers: candidates.Volunteers, evaluation: candidates.Evaluation,
-                           winners: NDArray[np.int64], decision: NDArray[np.int16], reason: NDArray[np.int16]) -> None:
+async def _recheck_winners(session: AsyncSession, instance: Instance, winners: NDArray[np.int64],
+                           decision: NDArray[np.uint8], reason: NDArray[np.uint8]) -> None:
     """Lock the winners' volunteers, then the tasks (the order sign-ups lock in), and demote any winner whose
     slot or time a concurrent transaction took since the batch read them."""
+    apps, tasks, volunteers, evaluation = instance.apps, instance.tasks, instance.volunteers, instance.evaluation
     winner_volunteers = sorted({volunteers.ids[v] for v in apps.volunteer[winners].tolist()})
+    # FOR NO KEY UPDATE: excludes sign-ups (they lock the volunteer FOR UPDATE) but not the key-share locks of
+    # rows being inserted that refer to the volunteer (an earlier run's notifications): waiting for those while
+    # holding some volunteers would deadlock with them.
     await session.execute(
-        select(Volunteer.id).where(among(Volunteer.id, winner_volunteers)).order_by(Volunteer.id).with_for_update()
+        select(Volunteer.id).where(among(Volunteer.id, winner_volunteers)).order_by(Volunteer.id)
+        .with_for_update(key_share=True)
     )
     task_ids = sorted({tasks.ids[t] for t in apps.task[winners].tolist()})
     current = {

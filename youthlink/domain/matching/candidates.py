@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from sqlalchemy import ColumnElement, any_, bindparam, func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from youthlink.config import Settings
 from youthlink.db.models import ProjectTeam, Signup, Task, TeamMember
 from youthlink.db.models.enums import SLOT_HOLDING, SignupStatus
+from youthlink.db.models.tasks import signup_status
 from youthlink.domain.accounts import ADULT_AGE
 from youthlink.domain.geo import EARTH_RADIUS_KM
 from youthlink.domain.hours import ledger_entries
@@ -205,7 +207,8 @@ async def load_volunteers(session: AsyncSession, ids: Sequence[uuid.UUID], vocab
             attended[index[vid]] = int(records)
         for vid, count in await session.execute(
             select(Signup.volunteer_id, func.count()).join(Task, Task.id == Signup.task_id)
-            .where(Signup.status == SignupStatus.NO_SHOW, among(Signup.volunteer_id, ids), Task.starts_at >= window)
+            .where(Signup.recorded_status == SignupStatus.NO_SHOW, among(Signup.volunteer_id, ids),
+                   Task.starts_at >= window)
             .group_by(Signup.volunteer_id)
         ):
             no_shows[index[vid]] = int(count)
@@ -267,7 +270,7 @@ async def load_held(session: AsyncSession, volunteers: Volunteers, starts: datet
     query = (
         select(Signup.volunteer_id, Task.starts_at, Task.ends_at)
         .join(Task, Task.id == Signup.task_id)
-        .where(Signup.status.in_(SLOT_HOLDING), Task.starts_at < ends, Task.ends_at > starts)
+        .where(Signup.recorded_status.in_(SLOT_HOLDING), Task.starts_at < ends, Task.ends_at > starts)
     )
     if only is not None:
         query = query.where(among(Signup.volunteer_id, only))
@@ -369,6 +372,7 @@ APPLICATION_ROW = np.dtype([
     ("l_volunteer", ">i4"), ("volunteer_hi", ">u8"), ("volunteer_lo", ">u8"),
     ("l_task", ">i4"), ("task", ">i4"),
     ("l_applied", ">i4"), ("applied", ">i8"),
+    ("l_round", ">i4"), ("round", ">i4"),
 ])
 COPY_HEADER = 19  # signature, flags, header extension length
 
@@ -380,10 +384,37 @@ class Applications:
     volunteer_ids: list[uuid.UUID]
     task: Ints
     applied: Ints
+    round: Ints  # the task's matching round each joined
 
     @property
     def size(self) -> int:
         return int(self.task.shape[0])
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which sign-ups of the tasks to read: a SQL condition on `s` (signups) and `due` (the task, its index `n`
+    and the closed rounds `lo` <= round < `hi`), and the parameters it takes after the task arrays."""
+
+    condition: str
+
+
+# Applications of closed rounds no batch has decided: every round from the task's decided_round up to (not
+# including) the round it is collecting now. Those rounds are closed: sign-ups read the round under the task's
+# row lock, and a batch closes a round in a committed UPDATE of that row before it reads (batch.close_rounds).
+UNDECIDED = Selection("s.status = 'APPLIED' AND s.matching_round >= due.lo AND s.matching_round < due.hi")
+
+
+def _waitlisted() -> Selection:
+    """Sign-ups whose status (Signup.status, the one definition) is WAITLISTED: one task's waitlist."""
+    signups = Signup.__table__.alias("s")
+    # Compiled inside a query over `s`, so its subquery correlates to `s`; the condition is what follows WHERE.
+    query = select(signups.c.id).where(signup_status(signups) == SignupStatus.WAITLISTED)
+    compiled = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    return Selection(compiled.split("\nWHERE ", 1)[1])
+
+
+WAITLISTED = _waitlisted()
 
 
 async def driver_connection(session: AsyncSession) -> Any:
@@ -392,9 +423,8 @@ async def driver_connection(session: AsyncSession) -> Any:
     return raw.driver_connection
 
 
-async def load_applications(session: AsyncSession, task_ids: Sequence[uuid.UUID], status: SignupStatus
-                            ) -> Applications:
-    """The sign-ups in `status` of the tasks, in task order, then application time, then id."""
+async def load_applications(session: AsyncSession, tasks: Sequence[Task], which: Selection) -> Applications:
+    """The sign-ups `which` selects of the tasks, in task order, then application time, then id."""
     driver = await driver_connection(session)
     buffer = bytearray()
 
@@ -402,15 +432,16 @@ async def load_applications(session: AsyncSession, task_ids: Sequence[uuid.UUID]
         buffer.extend(chunk)
 
     await driver.copy_from_query(
-        "SELECT s.id, s.volunteer_id, (due.n - 1)::int4, s.applied_at"
-        " FROM signups s JOIN unnest($1::uuid[]) WITH ORDINALITY AS due(id, n) ON s.task_id = due.id"
-        " WHERE s.status = $2",
-        list(task_ids), status.value, output=sink, format="binary",
+        "SELECT s.id, s.volunteer_id, (due.n - 1)::int4, s.applied_at, s.matching_round"
+        " FROM signups s JOIN unnest($1::uuid[], $2::int4[], $3::int4[]) WITH ORDINALITY AS due(id, lo, hi, n)"
+        f" ON s.task_id = due.id WHERE {which.condition}",
+        [t.id for t in tasks], [t.decided_round for t in tasks], [t.matching_round for t in tasks],
+        output=sink, format="binary",
     )
     count = max((len(buffer) - COPY_HEADER - 2) // APPLICATION_ROW.itemsize, 0)
     if count == 0:
         empty = np.zeros(0, np.int64)
-        return Applications(np.zeros(0, "V16"), empty, [], empty, empty)
+        return Applications(np.zeros(0, "V16"), empty, [], empty, empty, empty)
     rows = np.frombuffer(buffer, APPLICATION_ROW, count=count, offset=COPY_HEADER)
     hi = rows["volunteer_hi"].astype(np.uint64)
     lo = rows["volunteer_lo"].astype(np.uint64)
@@ -430,7 +461,8 @@ async def load_applications(session: AsyncSession, task_ids: Sequence[uuid.UUID]
     micros = rows["applied"].astype(np.int64)
     order = np.argsort(task * (int(micros.max() - micros.min()) + 1) + (micros - micros.min()), kind="stable")
     return Applications(signup_id=ids[order], volunteer=np.asarray(codes, np.int64)[order],
-                        volunteer_ids=volunteer_ids, task=task[order], applied=applied[order])
+                        volunteer_ids=volunteer_ids, task=task[order], applied=applied[order],
+                        round=rows["round"].astype(np.int64)[order])
 
 
 def signup_uuids(raw: NDArray[np.void]) -> list[uuid.UUID]:

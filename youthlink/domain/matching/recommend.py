@@ -86,7 +86,7 @@ def _clash(volunteer_id: Any, task: type[Task] | Task) -> ColumnElement[bool]:
     other = aliased(Task)
     return (
         select(Signup.id).join(other, other.id == Signup.task_id)
-        .where(Signup.volunteer_id == volunteer_id, Signup.status.in_(SLOT_HOLDING), other.id != task.id,
+        .where(Signup.volunteer_id == volunteer_id, Signup.recorded_status.in_(SLOT_HOLDING), other.id != task.id,
                other.starts_at < task.ends_at, other.ends_at > task.starts_at)
         .exists()
     )

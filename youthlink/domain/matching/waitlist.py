@@ -52,7 +52,7 @@ async def promote(session: AsyncSession, task_id: uuid.UUID) -> list[Signup]:
     weights = scores.Weights.from_settings(settings)
     vocab = candidates.vocabulary([task])
     tasks = candidates.task_table([task], vocab, now)
-    apps = await candidates.load_applications(session, [task.id], SignupStatus.WAITLISTED)
+    apps = await candidates.load_applications(session, [task], candidates.WAITLISTED)
     if apps.size == 0:
         return []
     volunteers = await candidates.load_volunteers(session, apps.volunteer_ids, vocab, now, settings)
@@ -87,8 +87,8 @@ async def promote(session: AsyncSession, task_id: uuid.UUID) -> list[Signup]:
                                          "PROMOTED")
         signup = await session.scalar(
             update(Signup).where(Signup.id == signup_id, Signup.status == SignupStatus.WAITLISTED)
-            .values(status=SignupStatus.CONFIRMED, decided_at=now, match_score=scores.points(evaluation.units[i]),
-                    match_explanation=explanation)
+            .values(recorded_status=SignupStatus.CONFIRMED, decided_at=now,
+                    match_score=scores.points(evaluation.units[i]), match_explanation=explanation)
             .returning(Signup)
         )
         if signup is None:
