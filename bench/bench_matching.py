@@ -2,7 +2,6 @@
 instance and a greedy baseline, measured in the same run.
 
     python -m bench.bench_matching [--admin-url postgresql://postgres@127.0.0.1:5432/postgres] [--keep]
-                                   [--write-floor]
 
 It creates a scratch database, seeds the city-scale demo into it (`youthlink seed --demo --scale city`: 66,000
 volunteers, 755 teams, a year of approved hours, the coming month's 2,000 tasks), turns those 2,000 tasks into
@@ -10,13 +9,12 @@ MATCHED tasks whose deadline has passed with about 35,000 free slots, and has ev
 ~50 nearest tasks they are eligible for (plus two they are not, for the rules to reject): about 3.3 million
 candidate pairs. Then, each in a fresh process (so each peak memory is its own):
 
-  (b) reference  the instance built as the batch builds it, then the bare SimpleMinCostFlow solve of its
+  (b) reference  the instance built as the batch builds it (its rounds closed in a transaction rolled back
+                 afterwards, so the batch finds them as it would), then the bare SimpleMinCostFlow solve of its
                  graph (arrays in, flows out), and the greedy baseline (best score first)
-      floor      with --write-floor: a bare UPDATE of the same sign-ups' status (no scores), rolled back
-                 before the batch runs: what writing one decision per application costs on this server,
-                 whatever the matcher
-  (a) batch      matching.run_batch end to end: due tasks, load from PostgreSQL, build candidates, solve,
-                 write every decision back, commit
+  (a) batch      matching.run_batch end to end: close the rounds, due tasks, load from PostgreSQL, build
+                 candidates, solve, write every decision back (the winners' rows and one MatchingDecision
+                 per task round), commit
   (c) greedy     the baseline's objective as a fraction of the batch's
 
 The scratch database is dropped at the end (unless --keep).
@@ -188,10 +186,12 @@ async def measure_reference() -> dict[str, Any]:
     from youthlink.domain.matching import batch, solver
 
     db = Database(make_engine(os.environ["YOUTHLINK_DATABASE_URL"], get_settings(), pool_size=1))
-    async with db.read() as session:
+    async with db.sessionmaker() as session, session.begin():
         now = datetime.now(UTC)
+        await batch.close_rounds(session, None, now)
         rows = await batch.due_tasks(session, None, now)
         instance = await batch.load_instance(session, rows, now)
+        await session.rollback()  # the batch closes the rounds itself
     await db.dispose()
     problem = instance.problem
     comps = solver.components(problem)
@@ -229,22 +229,6 @@ async def measure_batch() -> dict[str, Any]:
     return {**result, "total_seconds": total, "peak_mib": peak, "second_run": again}
 
 
-async def measure_write_floor(url: str) -> dict[str, Any]:
-    conn = await asyncpg.connect(url)
-    try:
-        tx = conn.transaction()
-        await tx.start()
-        started = time.perf_counter()
-        status = await conn.execute("""UPDATE signups SET status = 'WAITLISTED' WHERE status = 'APPLIED'""")
-        seconds = time.perf_counter() - started
-        await tx.rollback()
-        # The rolled-back versions would slow the batch that follows: clear them (not timed).
-        await conn.execute("VACUUM (ANALYZE) signups")
-        return {"rows": int(status.split()[-1]), "seconds": seconds}
-    finally:
-        await conn.close()
-
-
 def child(mode: str, url: str) -> dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, f"--{mode}", "--url", url], env=environment(url), check=True,
                          capture_output=True, text=True, cwd=ROOT)
@@ -257,15 +241,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
-    parser.add_argument("--write-floor", action="store_true", help="also time a bare UPDATE of every application")
     parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.reference or args.batch or args.floor:
-        work = measure_reference() if args.reference else measure_batch() if args.batch else \
-            measure_write_floor(args.url)
+    if args.reference or args.batch:
+        work = measure_reference() if args.reference else measure_batch()
         print(json.dumps(asyncio.run(work), default=str))
         return
 
@@ -292,20 +273,16 @@ def main() -> None:
         print(f"seeded in {seeded:.0f} s; instance written in {prepared:.0f} s: {instance}", flush=True)
         reference = child("reference", url)
         print(f"reference done: {json.dumps(reference, default=str)}", flush=True)
-        floor = child("floor", url) if args.write_floor else None  # rolled back: the batch sees the same rows
-        if floor is not None:
-            print(f"write floor done: {json.dumps(floor)}", flush=True)
         batch = child("batch", url)
         print(f"batch done: {json.dumps(batch, default=str)}", flush=True)
-        report(instance, reference, batch, floor)
+        report(instance, reference, batch)
     finally:
         if not args.keep:
             asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             print(f"dropped {name}")
 
 
-def report(instance: dict[str, Any], reference: dict[str, Any], batch: dict[str, Any],
-           floor: dict[str, Any] | None) -> None:
+def report(instance: dict[str, Any], reference: dict[str, Any], batch: dict[str, Any]) -> None:
     filled, score = batch["filled"], batch["score"]
     bare_filled, bare_score = reference["bare_objective"]
     greedy_filled, greedy_score = reference["greedy_objective"]
@@ -321,8 +298,8 @@ def report(instance: dict[str, Any], reference: dict[str, Any], batch: dict[str,
     print(f"(b) bare solve  {reference['bare_seconds']:.2f} s  (OR-Tools SimpleMinCostFlow, arrays in, flows out)")
     ratio = batch["total_seconds"] / reference["bare_seconds"]
     print(f"(a) batch       {batch['total_seconds']:.2f} s end to end = {ratio:.1f}x the bare solve")
-    print(f"                load {timings['load']:.2f} s, candidates {timings['candidates']:.2f} s, "
-          f"solve {timings['solve']:.2f} s, write {timings['write']:.2f} s (+ commit)")
+    print(f"                close {timings['close']:.2f} s, load {timings['load']:.2f} s, candidates "
+          f"{timings['candidates']:.2f} s, solve {timings['solve']:.2f} s, write {timings['write']:.2f} s (+ commit)")
     print(f"                deciding (load + candidates + solve) {decide:.2f} s = "
           f"{decide / reference['bare_seconds']:.1f}x the bare solve; writing {batch['applications']:,} decisions "
           f"{timings['write']:.2f} s")
@@ -335,8 +312,6 @@ def report(instance: dict[str, Any], reference: dict[str, Any], batch: dict[str,
     print(f"  peak memory   batch process {batch['peak_mib']:,.0f} MiB; reference process "
           f"{reference['peak_mib']:,.0f} MiB")
     print(f"  retried       a second batch right after: {batch['second_run']}")
-    if floor is not None:
-        print(f"  write floor   a bare UPDATE of the {floor['rows']:,} applications' status: {floor['seconds']:.2f} s")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import MutableMapping
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -179,6 +180,11 @@ class Signup(Base):
     def _status_update(cls, value: Any) -> list[tuple[Any, Any]]:
         """`update(Signup).values(status=...)` writes the row's status."""
         return [(cls.recorded_status, value)]
+
+    @status.inplace.bulk_dml
+    def _status_bulk(cls: Any, mapping: MutableMapping[str, Any], value: Any) -> None:
+        """`insert(Signup)` with rows of dicts: `status` is the row's status."""
+        mapping["recorded_status"] = value
 
 
 class MatchingDecision(Base):
