@@ -64,10 +64,6 @@ class Record:
         return None
 
 
-def pack(entries: NDArray[np.void]) -> bytes:
-    return np.sort(entries, order="id").tobytes()
-
-
 def unpack(raw: bytes) -> NDArray[np.void]:
     return np.frombuffer(raw, ENTRY)
 
