@@ -19,6 +19,7 @@ from tests.conftest import GraphQL
 from tests.test_loop_end_to_end import eventually
 from youthlink.db.models import (
     Account,
+    MatchingDecision,
     Organization,
     ServiceRecord,
     Signup,
@@ -37,7 +38,8 @@ from youthlink.db.models.enums import (
     TaskStatus,
 )
 from youthlink.db.models.tasks import MatchingRun
-from youthlink.domain import matching
+from youthlink.domain import matching, signups
+from youthlink.domain.matching import batch as batch_module
 from youthlink.domain.matching import decisions as matching_decisions
 from youthlink.graphql.ids import encode_id
 from youthlink.workers.app import app
@@ -489,3 +491,93 @@ async def test_a_batch_rechecks_under_locks_what_changed_while_it_solved(db: Any
     assert found[fourth[0]].status is SignupStatus.CONFIRMED
     assert found[third[0]].match_explanation["reason"] == "PROMOTED"  # type: ignore[index]
     await assert_invariants(db)
+
+
+async def test_a_batch_writes_only_its_winners_rows_and_keeps_each_rounds_decision(db: Any, clean: None) -> None:
+    # given a 2-slot task with five applicants, one of whom lacks the required skill
+    task = await add_task(db, slots=2, required_skills=["first_aid"])
+    skilled = await add_volunteers(db, 4, skills=["first_aid"])
+    unskilled = await add_volunteers(db, 1)
+    ids = await apply(db, task, skilled + unskilled)
+
+    # when the batch runs
+    await run_batch(db)
+
+    # then only the two winners' rows changed; the others read their decision from the round's record
+    async with db.read() as session:
+        rows = {r.volunteer_id: r for r in (await session.scalars(select(Signup).where(Signup.id.in_(ids)))).all()}
+        record = await session.scalar(select(MatchingDecision).where(MatchingDecision.task_id == task.id))
+    recorded = sorted(r.recorded_status for r in rows.values())
+    assert recorded == [SignupStatus.APPLIED] * 3 + [SignupStatus.CONFIRMED] * 2
+    assert sorted(r.status for r in rows.values()) == sorted(
+        [SignupStatus.CONFIRMED] * 2 + [SignupStatus.WAITLISTED] * 2 + [SignupStatus.REJECTED])
+    assert record is not None and record.round == 0 and record.applications == 5
+    assert record.rejected == [rows[unskilled[0]].id]
+    # and SQL filters on the status agree with it
+    async with db.read() as session:
+        waitlisted = set((await session.scalars(select(Signup.id).where(
+            Signup.task_id == task.id, Signup.status == SignupStatus.WAITLISTED))).all())
+    assert waitlisted == {r.id for r in rows.values() if r.status is SignupStatus.WAITLISTED}
+
+
+async def test_a_rejected_volunteer_may_apply_again_and_the_next_batch_decides_the_new_round(
+        db: Any, clean: None) -> None:
+    # given a task taking sign-ups whose organization asked for matching, and an application the batch rejects
+    # (the volunteer lacked the skill the task asks for)
+    task = await add_task(db, slots=2, due=False, required_skills=["first_aid"], matching_requested_at=NOW)
+    actor, _ = await factories.volunteer(db)
+    assert actor.volunteer_id is not None
+    await apply(db, task, [actor.volunteer_id])
+    await run_batch(db)
+    assert (await decisions(db, task))[actor.volunteer_id].status is SignupStatus.REJECTED
+
+    # when the volunteer learns first aid and signs up again
+    async with db.unit_of_work() as session:
+        await session.execute(update(Volunteer).where(Volunteer.id == actor.volunteer_id)
+                              .values(skills=["first_aid"]))
+    async with db.unit_of_work() as session:
+        again = await signups.sign_up(session, actor, task.id)
+    # then the new application waits in the next round, and the old one is REJECTED in its own row now
+    assert again.status is SignupStatus.APPLIED and again.matching_round == 1
+    async with db.read() as session:
+        rows = (await session.scalars(select(Signup).where(Signup.task_id == task.id)
+                                      .order_by(Signup.applied_at))).all()
+    assert [(r.recorded_status, r.status) for r in rows] == [
+        (SignupStatus.REJECTED, SignupStatus.REJECTED), (SignupStatus.APPLIED, SignupStatus.APPLIED)]
+
+    # and the next batch confirms it
+    async with db.unit_of_work() as session:
+        await session.execute(update(Task).where(Task.id == task.id).values(matching_requested_at=NOW))
+    result = await run_batch(db)
+    assert result["confirmed"] == 1
+    async with db.read() as session:
+        assert (await session.get(Signup, again.id)).status is SignupStatus.CONFIRMED  # type: ignore[union-attr]
+
+
+async def test_rounds_a_failed_batch_closed_are_decided_by_the_next_one(db: Any, clean: None) -> None:
+    # given a due task whose first round a batch closed before failing (nothing decided)
+    task = await add_task(db, slots=1)
+    first = await add_volunteers(db, 1)
+    await apply(db, task, first)
+    async with db.engine.begin() as connection:
+        await batch_module.close_rounds(connection, None, datetime.now(UTC))
+    # and an application that came after, in the next round
+    second = await add_volunteers(db, 1, home=(28.30, 121.61))
+    await apply(db, task, second)
+
+    # when the next batch runs
+    result = await run_batch(db)
+
+    # then it decided both rounds, together, one record each, and nothing is left undecided
+    assert result["applications"] == 2 and result["confirmed"] == 1
+    found = await decisions(db, task)
+    assert found[first[0]].status is SignupStatus.CONFIRMED  # nearer, so the better score
+    assert found[second[0]].status is SignupStatus.WAITLISTED
+    assert found[second[0]].match_explanation is not None
+    async with db.read() as session:
+        rounds = (await session.scalars(select(MatchingDecision.round).where(MatchingDecision.task_id == task.id)
+                                        .order_by(MatchingDecision.round))).all()
+        current = await session.get(Task, task.id)
+    assert rounds == [0, 1]
+    assert current is not None and current.decided_round == current.matching_round == 2
+    assert (await run_batch(db))["applications"] == 0
