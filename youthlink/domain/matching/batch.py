@@ -21,6 +21,7 @@ job. Re-running a batch finds no closed round undecided and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -205,15 +206,23 @@ def _decision_order(apps: candidates.Applications) -> tuple[NDArray[np.int64], N
     return order, starts
 
 
-def _entries(instance: Instance, decision: NDArray[np.uint8], reason: NDArray[np.uint8], order: NDArray[np.int64]
-             ) -> NDArray[np.void]:
-    """Every application's decision, score and breakdown as MatchingDecision entries, in `order`."""
+@dataclass(frozen=True)
+class Entries:
+    """Every application's MatchingDecision entry, in decision order, with where each task round starts."""
+
+    order: NDArray[np.int64]
+    starts: NDArray[np.int64]
+    entries: NDArray[np.void]
+
+
+def _entries(instance: Instance) -> Entries:
+    """Every application's score and breakdown as MatchingDecision entries (the decisions filled in later)."""
     apps, volunteers, evaluation = instance.apps, instance.volunteers, instance.evaluation
+    order, starts = _decision_order(apps)
     volunteer = apps.volunteer[order]
     entries = np.zeros(order.shape[0], decisions.ENTRY)
     entries["id"] = apps.signup_id[order]
-    entries["decision"], entries["reason"] = decision[order], reason[order]
-    entries["units"] = np.where(decision[order] == REJECTED, decisions.NO_SCORE, evaluation.units[order])
+    entries["units"] = evaluation.units[order]
     entries["factors"] = evaluation.permille[order]
     km = evaluation.distance_km[order]
     entries["km"] = np.where(np.isnan(km), decisions.NO_DISTANCE, np.rint(np.nan_to_num(km) * 100))
@@ -221,7 +230,7 @@ def _entries(instance: Instance, decision: NDArray[np.uint8], reason: NDArray[np
     entries["attended"] = volunteers.attended[volunteer]
     entries["no_shows"] = volunteers.no_shows[volunteer]
     entries["member"] = evaluation.membership[order]
-    return entries
+    return Entries(order, starts, entries)
 
 
 async def _write(session: AsyncSession, run_id: uuid.UUID, now: datetime, instance: Instance,
@@ -235,6 +244,9 @@ async def _write(session: AsyncSession, run_id: uuid.UUID, now: datetime, instan
         timings[f"write_{name}"] = round(time.perf_counter() - clock, 4)
         clock = time.perf_counter()
 
+    # The decisions' entries take a second or two of NumPy at city scale: built in a thread while PostgreSQL
+    # re-checks and confirms the winners (all but the decisions themselves, which the re-check may change).
+    entries = asyncio.get_running_loop().run_in_executor(None, _entries, instance)
     if np.any(decision == CONFIRMED):
         await _recheck_winners(session, instance, np.flatnonzero(decision == CONFIRMED), decision, reason)
     lap("recheck")
@@ -260,7 +272,7 @@ async def _write(session: AsyncSession, run_id: uuid.UUID, now: datetime, instan
     """), {"ids": tasks.ids, "ns": landed_per_task.tolist(), "now": now,
            "decided": [t.matching_round for t in tasks.rows]})
     lap("winners")
-    await _record_decisions(session, run_id, now, instance, decision, reason)
+    await _record_decisions(session, run_id, now, instance, await entries, decision, reason)
     lap("decisions")
     # The audit trail: each confirmation (rejections and the waitlist are in the run's MatchingDecisions).
     await session.execute(text("""
@@ -285,12 +297,13 @@ async def _write(session: AsyncSession, run_id: uuid.UUID, now: datetime, instan
 
 
 async def _record_decisions(session: AsyncSession, run_id: uuid.UUID, now: datetime, instance: Instance,
-                            decision: NDArray[np.uint8], reason: NDArray[np.uint8]) -> None:
+                            prepared: Entries, decision: NDArray[np.uint8], reason: NDArray[np.uint8]) -> None:
     """One MatchingDecision per task and round decided (a round left undecided by a failed batch is decided
     with the next one, in a record of its own)."""
     apps, tasks = instance.apps, instance.tasks
-    order, starts = _decision_order(apps)
-    entries = _entries(instance, decision, reason, order)
+    order, starts, entries = prepared.order, prepared.starts, prepared.entries
+    entries["decision"], entries["reason"] = decision[order], reason[order]
+    entries["units"][entries["decision"] == REJECTED] = decisions.NO_SCORE
     rows = []
     for lo, hi in zip(starts.tolist(), np.r_[starts[1:], order.shape[0]].tolist(), strict=True):
         group = entries[lo:hi]
