@@ -392,28 +392,44 @@ async def driver_connection(session: AsyncSession) -> Any:
     return raw.driver_connection
 
 
+# The sign-ups a batch reads: those of the tasks in `status` (the one place that says which sign-ups count).
+APPLICATIONS_SQL = """
+    SELECT s.id, s.volunteer_id, due.index, s.applied_at
+    FROM signups s
+    JOIN (SELECT id, min(n - 1)::int4 AS index FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, n) GROUP BY id) due
+        ON s.task_id = due.id
+    WHERE s.status = $2
+"""
+# Why GROUP BY: it tells the planner the task ids are distinct. Joined to a bare unnest() it assumes they repeat,
+# so at city scale it hashed the millions of sign-ups (spilling to disk) instead of the tasks; now it hashes the
+# tasks against one scan of signups, and a batch of one or two tasks still reads them through the index.
+
+
 async def load_applications(session: AsyncSession, task_ids: Sequence[uuid.UUID], status: SignupStatus
                             ) -> Applications:
-    """The sign-ups in `status` of the tasks, in task order, then application time, then id."""
+    """The sign-ups in `status` of the tasks, in task order, then application time (then as they came)."""
     driver = await driver_connection(session)
     buffer = bytearray()
 
     async def sink(chunk: bytes) -> None:
         buffer.extend(chunk)
 
-    await driver.copy_from_query(
-        "SELECT s.id, s.volunteer_id, (due.n - 1)::int4, s.applied_at"
-        " FROM signups s JOIN unnest($1::uuid[]) WITH ORDINALITY AS due(id, n) ON s.task_id = due.id"
-        " WHERE s.status = $2",
-        list(task_ids), status.value, output=sink, format="binary",
-    )
+    await driver.copy_from_query(APPLICATIONS_SQL, list(task_ids), status.value, output=sink, format="binary")
     count = max((len(buffer) - COPY_HEADER - 2) // APPLICATION_ROW.itemsize, 0)
     if count == 0:
         empty = np.zeros(0, np.int64)
         return Applications(np.zeros(0, "V16"), empty, [], empty, empty)
     rows = np.frombuffer(buffer, APPLICATION_ROW, count=count, offset=COPY_HEADER)
-    hi = rows["volunteer_hi"].astype(np.uint64)
-    lo = rows["volunteer_lo"].astype(np.uint64)
+    # A deterministic order (task, then application time), whatever order the rows came in: one int64 key.
+    task = rows["task"].astype(np.int64)
+    micros = rows["applied"].astype(np.int64)
+    earliest = int(micros.min())
+    key = task * (int(micros.max()) - earliest + 1) + (micros - earliest)
+    order = by_key(key)
+    del key
+    task, micros = task[order], micros[order]
+    hi = rows["volunteer_hi"][order].astype(np.uint64)
+    lo = rows["volunteer_lo"][order].astype(np.uint64)
     # Hash-based factorizing of the first 8 bytes, checked against the other 8; sorting 16-byte keys is 10x slower.
     codes, uniques = pd.factorize(hi, sort=True)
     first_lo = np.zeros(len(uniques), np.uint64)
@@ -422,15 +438,20 @@ async def load_applications(session: AsyncSession, task_ids: Sequence[uuid.UUID]
         pair = np.frombuffer(np.column_stack([hi, lo]).astype(">u8").tobytes(), "V16")
         _, first, codes = np.unique(pair, return_index=True, return_inverse=True)
         uniques, first_lo = hi[first], lo[first]
-    volunteer_ids = [uuid.UUID(int=(int(h) << 64) | int(low)) for h, low in zip(uniques, first_lo, strict=True)]
-    applied = rows["applied"].astype(np.int64) // 1_000_000 + UNIX_2000
-    task = rows["task"].astype(np.int64)
-    ids = rows["id"].copy()
-    # A deterministic order (task, then application time), whatever order the rows came in: one int64 key.
-    micros = rows["applied"].astype(np.int64)
-    order = np.argsort(task * (int(micros.max() - micros.min()) + 1) + (micros - micros.min()), kind="stable")
-    return Applications(signup_id=ids[order], volunteer=np.asarray(codes, np.int64)[order],
-                        volunteer_ids=volunteer_ids, task=task[order], applied=applied[order])
+    volunteer_ids = [uuid.UUID(int=(high << 64) | low) for high, low in zip(uniques.tolist(), first_lo.tolist(),
+                                                                             strict=True)]
+    return Applications(signup_id=rows["id"][order], volunteer=np.asarray(codes, np.int64),
+                        volunteer_ids=volunteer_ids, task=task, applied=micros // 1_000_000 + UNIX_2000)
+
+
+def by_key(key: Ints) -> Ints:
+    """The stable ascending order of `key`. Unique keys (the usual case) take the SIMD quicksort, 3x faster than
+    the stable sort, which gives the same order when no two keys are equal."""
+    order: Ints = np.argsort(key)
+    ordered = key[order]
+    if np.any(ordered[1:] == ordered[:-1]):
+        order = np.argsort(key, kind="stable")
+    return order
 
 
 def signup_uuids(raw: NDArray[np.void]) -> list[uuid.UUID]:
