@@ -122,7 +122,10 @@ async def load_instance(session: AsyncSession, rows: Sequence[Task], now: dateti
     vocab = candidates.vocabulary(rows)
     tasks = candidates.task_table(rows, vocab, now)
     apps = await candidates.load_applications(session, tasks.ids, SignupStatus.APPLIED)
-    volunteers = await candidates.load_volunteers(session, apps.volunteer_ids, vocab, now, settings)
+    # The ledger's aggregation runs on a second connection while this one reads the rest. It sees what is committed,
+    # as a statement of this (READ COMMITTED) transaction would: the batch has written nothing yet.
+    async with candidates.side_session(session) as ledger_session:
+        volunteers = await candidates.load_volunteers(session, apps.volunteer_ids, vocab, now, settings, ledger_session)
     memberships = await candidates.load_memberships(session, tasks, volunteers)
     held = await candidates.load_held(session, volunteers, min(t.starts_at for t in rows), max(t.ends_at for t in rows))
     loaded = time.perf_counter()

@@ -14,8 +14,10 @@ thousands), where building a bit mask or an index is simpler than any vectorized
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +48,14 @@ UNIX_2000 = 946_684_800  # PostgreSQL's binary timestamps count microseconds fro
 OK, MISSING_SKILLS, TOO_YOUNG, GUARDIAN_CONSENT_REQUIRED, NO_HOME_LOCATION, TOO_FAR, TIME_CONFLICT = range(7)
 REASON_CODES = ("", "MISSING_SKILLS", "TOO_YOUNG", "GUARDIAN_CONSENT_REQUIRED", "NO_HOME_LOCATION", "TOO_FAR",
                 "TIME_CONFLICT")
+
+
+@asynccontextmanager
+async def side_session(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """A session on another connection to the same database, for reads that run alongside `session`'s."""
+    connection = await session.connection()
+    async with AsyncSession(connection.engine) as side:
+        yield side
 
 
 def seconds(value: datetime) -> int:
@@ -169,8 +179,9 @@ def task_table(rows: Sequence[Task], vocab: dict[str, int], now: datetime) -> Ta
 
 
 async def load_volunteers(session: AsyncSession, ids: Sequence[uuid.UUID], vocab: dict[str, int], now: datetime,
-                          settings: Settings) -> Volunteers:
-    """The volunteers' own facts, and their recent hours, attendance and no-shows, in four queries."""
+                          settings: Settings, ledger_session: AsyncSession | None = None) -> Volunteers:
+    """The volunteers' own facts, and their recent hours, attendance and no-shows, in four queries. With a
+    `ledger_session` (another connection), the ledger's aggregation, the slowest of them, runs there meanwhile."""
     ids = list(ids)
     index = {vid: i for i, vid in enumerate(ids)}
     n = len(ids)
@@ -180,38 +191,53 @@ async def load_volunteers(session: AsyncSession, ids: Sequence[uuid.UUID], vocab
     skill_lists: list[Sequence[str]] = [[] for _ in range(n)]
     recent, attended, no_shows = np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64)
     if n:
-        driver = await driver_connection(session)
-        for vid, birth, consented, home_lat, home_lng, skills in await driver.fetch(
-            "SELECT id, birth_date, guardian_consent_at IS NOT NULL, home_lat, home_lng, skills"
-            " FROM volunteers WHERE id = ANY($1::uuid[])", ids,
-        ):
-            i = index[vid]
-            birth_day[i], birth_year[i] = birth.month * 100 + birth.day, birth.year
-            consent[i] = consented
-            if home_lat is not None and home_lng is not None:
-                lat[i], lng[i] = home_lat, home_lng
-            skill_lists[i] = skills
-        # One pass over the ledger (the one definition of hours): recent hours, and attended services (records).
-        entries = ledger_entries().subquery("entries")
-        since = now - timedelta(days=settings.matching_fairness_days)
-        window = now - timedelta(days=settings.matching_reliability_days)
-        for vid, hours, records in await session.execute(
+        ledger = asyncio.create_task(ledger_facts(ledger_session, ids, now, settings)) if ledger_session else None
+        try:
+            driver = await driver_connection(session)
+            for vid, birth, consented, home_lat, home_lng, skills in await driver.fetch(
+                "SELECT id, birth_date, guardian_consent_at IS NOT NULL, home_lat, home_lng, skills"
+                " FROM volunteers WHERE id = ANY($1::uuid[])", ids,
+            ):
+                i = index[vid]
+                birth_day[i], birth_year[i] = birth.month * 100 + birth.day, birth.year
+                consent[i] = consented
+                if home_lat is not None and home_lng is not None:
+                    lat[i], lng[i] = home_lat, home_lng
+                skill_lists[i] = skills
+            window = now - timedelta(days=settings.matching_reliability_days)
+            for vid, count in await session.execute(
+                select(Signup.volunteer_id, func.count()).join(Task, Task.id == Signup.task_id)
+                .where(Signup.status == SignupStatus.NO_SHOW, among(Signup.volunteer_id, ids), Task.starts_at >= window)
+                .group_by(Signup.volunteer_id)
+            ):
+                no_shows[index[vid]] = int(count)
+            for i, hours, records in await (ledger or ledger_facts(session, ids, now, settings)):
+                recent[i], attended[i] = hours, records
+        finally:
+            if ledger is not None and not ledger.done():  # something above failed: stop the ledger's read
+                ledger.cancel()
+                await asyncio.wait([ledger])
+    return Volunteers(ids=ids, index=index, birth_day=birth_day, birth_year=birth_year, consent=consent, lat=lat,
+                      lng=lng, skill_mask=skill_masks(skill_lists, vocab), recent_hours=recent, attended=attended,
+                      no_shows=no_shows)
+
+
+async def ledger_facts(session: AsyncSession, ids: list[uuid.UUID], now: datetime, settings: Settings
+                       ) -> list[tuple[int, float, int]]:
+    """(index into `ids`, recent hours, attended services) of the volunteers with any, in one pass over the ledger
+    (the one definition of hours)."""
+    index = {vid: i for i, vid in enumerate(ids)}
+    entries = ledger_entries().subquery("entries")
+    since = now - timedelta(days=settings.matching_fairness_days)
+    window = now - timedelta(days=settings.matching_reliability_days)
+    return [
+        (index[vid], float(hours or 0), int(records)) for vid, hours, records in await session.execute(
             select(entries.c.volunteer_id, func.sum(entries.c.hours).filter(entries.c.started_at >= since),
                    func.count(func.distinct(entries.c.record_id)))
             .where(among(entries.c.volunteer_id, ids), entries.c.started_at >= min(since, window))
             .group_by(entries.c.volunteer_id)
-        ):
-            recent[index[vid]] = float(hours or 0)
-            attended[index[vid]] = int(records)
-        for vid, count in await session.execute(
-            select(Signup.volunteer_id, func.count()).join(Task, Task.id == Signup.task_id)
-            .where(Signup.status == SignupStatus.NO_SHOW, among(Signup.volunteer_id, ids), Task.starts_at >= window)
-            .group_by(Signup.volunteer_id)
-        ):
-            no_shows[index[vid]] = int(count)
-    return Volunteers(ids=ids, index=index, birth_day=birth_day, birth_year=birth_year, consent=consent, lat=lat,
-                      lng=lng, skill_mask=skill_masks(skill_lists, vocab), recent_hours=recent, attended=attended,
-                      no_shows=no_shows)
+        )
+    ]
 
 
 @dataclass(frozen=True)
