@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from youthlink.config import Settings
-from youthlink.db.models import ProjectTeam, Signup, Task, TeamMember
+from youthlink.db.models import Signup, Task
 from youthlink.db.models.enums import SLOT_HOLDING, SignupStatus
 from youthlink.domain.accounts import ADULT_AGE
 from youthlink.domain.geo import EARTH_RADIUS_KM
@@ -248,34 +248,30 @@ class Memberships:
     project_keys: Ints
 
 
+TEAM_MEMBERS_SQL = "SELECT team_id, volunteer_id FROM team_members WHERE team_id = ANY($1::uuid[])"
+PROJECT_MEMBERS_SQL = """
+    SELECT p.project_id, m.volunteer_id FROM project_teams p JOIN team_members m ON m.team_id = p.team_id
+    WHERE p.project_id = ANY($1::uuid[])
+"""
+
+
 async def load_memberships(session: AsyncSession, tasks: Tasks, volunteers: Volunteers) -> Memberships:
-    team_tasks: dict[uuid.UUID, list[int]] = {}
-    project_tasks: dict[uuid.UUID, list[int]] = {}
-    for t, (team, project) in enumerate(zip(tasks.team, tasks.project, strict=True)):
-        if team is not None:
-            team_tasks.setdefault(team, []).append(t)
-        if project is not None:
-            project_tasks.setdefault(project, []).append(t)
     width = max(tasks.size, 1)
+    driver = await driver_connection(session)
 
-    def keys(links: Any, by: dict[uuid.UUID, list[int]]) -> Ints:
-        out = [volunteers.index[vid] * width + t
-               for owner, vid in links if vid in volunteers.index for t in by.get(owner, ())]
-        return np.unique(np.array(out, np.int64))
+    async def keys(owners: list[uuid.UUID | None], members_sql: str) -> Ints:
+        """Keys of each (owner, member) pair for every task of the owner, the batch's volunteers' only."""
+        owned = pd.DataFrame({"owner": owners, "task": np.arange(len(owners))}).dropna()
+        if owned.empty:
+            return np.zeros(0, np.int64)
+        links = await driver.fetch(members_sql, list(set(owned["owner"])))
+        members = pd.DataFrame({"owner": [owner for owner, _ in links],
+                                "volunteer": [volunteers.index.get(vid, -1) for _, vid in links]})
+        pairs = members[members["volunteer"] >= 0].merge(owned, on="owner")
+        return np.unique(pairs["volunteer"].to_numpy(np.int64) * width + pairs["task"].to_numpy(np.int64))
 
-    team_links: Any = []
-    if team_tasks:
-        team_links = await session.execute(
-            select(TeamMember.team_id, TeamMember.volunteer_id).where(TeamMember.team_id.in_(list(team_tasks)))
-        )
-    project_links: Any = []
-    if project_tasks:
-        project_links = await session.execute(
-            select(ProjectTeam.project_id, TeamMember.volunteer_id)
-            .join(TeamMember, TeamMember.team_id == ProjectTeam.team_id)
-            .where(ProjectTeam.project_id.in_(list(project_tasks)))
-        )
-    return Memberships(team_keys=keys(team_links, team_tasks), project_keys=keys(project_links, project_tasks))
+    return Memberships(team_keys=await keys(tasks.team, TEAM_MEMBERS_SQL),
+                       project_keys=await keys(tasks.project, PROJECT_MEMBERS_SQL))
 
 
 @dataclass(frozen=True)
@@ -287,24 +283,27 @@ class Held:
     end: Ints
 
 
+# Whole seconds since the epoch, truncated, as seconds() counts them.
+HELD_SQL = f"""
+    SELECT s.volunteer_id, trunc(extract(epoch FROM t.starts_at))::int8, trunc(extract(epoch FROM t.ends_at))::int8
+    FROM signups s JOIN tasks t ON t.id = s.task_id
+    WHERE s.status IN ({", ".join(f"'{status.value}'" for status in SLOT_HOLDING)}) AND t.starts_at < $1
+          AND t.ends_at > $2
+"""  # the statuses written out, so the planner can use the partial index on slot-holding sign-ups
+
+
 async def load_held(session: AsyncSession, volunteers: Volunteers, starts: datetime, ends: datetime,
                     only: Sequence[uuid.UUID] | None = None) -> Held:
     """Intervals of tasks in [starts, ends) the volunteers hold a slot of (a few tasks, by a partial index)."""
-    query = (
-        select(Signup.volunteer_id, Task.starts_at, Task.ends_at)
-        .join(Task, Task.id == Signup.task_id)
-        .where(Signup.status.in_(SLOT_HOLDING), Task.starts_at < ends, Task.ends_at > starts)
-    )
-    if only is not None:
-        query = query.where(among(Signup.volunteer_id, only))
-    vol, start, end = [], [], []
-    for vid, task_start, task_end in await session.execute(query):
-        i = volunteers.index.get(vid)
-        if i is not None:
-            vol.append(i)
-            start.append(seconds(task_start))
-            end.append(seconds(task_end))
-    return Held(np.array(vol, np.int64), np.array(start, np.int64), np.array(end, np.int64))
+    driver = await driver_connection(session)
+    if only is None:
+        rows = await driver.fetch(HELD_SQL, ends, starts)
+    else:
+        rows = await driver.fetch(HELD_SQL + " AND s.volunteer_id = ANY($3::uuid[])", ends, starts, list(only))
+    at = np.array([volunteers.index.get(vid, -1) for vid, _, _ in rows], np.int64)
+    intervals = np.array([(start, end) for _, start, end in rows], np.int64).reshape(-1, 2)
+    mine = at >= 0
+    return Held(at[mine], intervals[mine, 0], intervals[mine, 1])
 
 
 def haversine_km(lat1: Floats, lng1: Floats, lat2: Floats, lng2: Floats, cos1: Floats | None = None,
