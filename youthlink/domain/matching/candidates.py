@@ -14,9 +14,8 @@ thousands), where building a bit mask or an index is simpler than any vectorized
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -95,9 +94,19 @@ class Tasks:
 
 
 @dataclass(frozen=True)
-class Volunteers:
+class Roster:
+    """Volunteers indexed 0..n-1 in `ids` order: all that memberships and held slots need of them."""
+
     ids: list[uuid.UUID]
     index: dict[uuid.UUID, int]
+
+    @classmethod
+    def of(cls, ids: Sequence[uuid.UUID]) -> Roster:
+        return cls(list(ids), {vid: i for i, vid in enumerate(ids)})
+
+
+@dataclass(frozen=True)
+class Volunteers(Roster):
     birth_day: Ints  # mmdd
     birth_year: Ints
     consent: Flags
@@ -178,10 +187,13 @@ def task_table(rows: Sequence[Task], vocab: dict[str, int], now: datetime) -> Ta
     )
 
 
+LedgerFacts = list[tuple[int, float, int]]  # (volunteer index, recent hours, attended services)
+
+
 async def load_volunteers(session: AsyncSession, ids: Sequence[uuid.UUID], vocab: dict[str, int], now: datetime,
-                          settings: Settings, ledger_session: AsyncSession | None = None) -> Volunteers:
-    """The volunteers' own facts, and their recent hours, attendance and no-shows, in four queries. With a
-    `ledger_session` (another connection), the ledger's aggregation, the slowest of them, runs there meanwhile."""
+                          settings: Settings, ledger: Awaitable[LedgerFacts] | None = None) -> Volunteers:
+    """The volunteers' own facts, and their recent hours, attendance and no-shows, in four queries (`ledger`: the
+    ledger's facts, when another connection is reading them already)."""
     ids = list(ids)
     index = {vid: i for i, vid in enumerate(ids)}
     n = len(ids)
@@ -191,39 +203,33 @@ async def load_volunteers(session: AsyncSession, ids: Sequence[uuid.UUID], vocab
     skill_lists: list[Sequence[str]] = [[] for _ in range(n)]
     recent, attended, no_shows = np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64)
     if n:
-        ledger = asyncio.create_task(ledger_facts(ledger_session, ids, now, settings)) if ledger_session else None
-        try:
-            driver = await driver_connection(session)
-            for vid, birth, consented, home_lat, home_lng, skills in await driver.fetch(
-                "SELECT id, birth_date, guardian_consent_at IS NOT NULL, home_lat, home_lng, skills"
-                " FROM volunteers WHERE id = ANY($1::uuid[])", ids,
-            ):
-                i = index[vid]
-                birth_day[i], birth_year[i] = birth.month * 100 + birth.day, birth.year
-                consent[i] = consented
-                if home_lat is not None and home_lng is not None:
-                    lat[i], lng[i] = home_lat, home_lng
-                skill_lists[i] = skills
-            window = now - timedelta(days=settings.matching_reliability_days)
-            for vid, count in await session.execute(
-                select(Signup.volunteer_id, func.count()).join(Task, Task.id == Signup.task_id)
-                .where(Signup.status == SignupStatus.NO_SHOW, among(Signup.volunteer_id, ids), Task.starts_at >= window)
-                .group_by(Signup.volunteer_id)
-            ):
-                no_shows[index[vid]] = int(count)
-            for i, hours, records in await (ledger or ledger_facts(session, ids, now, settings)):
-                recent[i], attended[i] = hours, records
-        finally:
-            if ledger is not None and not ledger.done():  # something above failed: stop the ledger's read
-                ledger.cancel()
-                await asyncio.wait([ledger])
+        driver = await driver_connection(session)
+        for vid, birth, consented, home_lat, home_lng, skills in await driver.fetch(
+            "SELECT id, birth_date, guardian_consent_at IS NOT NULL, home_lat, home_lng, skills"
+            " FROM volunteers WHERE id = ANY($1::uuid[])", ids,
+        ):
+            i = index[vid]
+            birth_day[i], birth_year[i] = birth.month * 100 + birth.day, birth.year
+            consent[i] = consented
+            if home_lat is not None and home_lng is not None:
+                lat[i], lng[i] = home_lat, home_lng
+            skill_lists[i] = skills
+        window = now - timedelta(days=settings.matching_reliability_days)
+        for vid, count in await session.execute(
+            select(Signup.volunteer_id, func.count()).join(Task, Task.id == Signup.task_id)
+            .where(Signup.status == SignupStatus.NO_SHOW, among(Signup.volunteer_id, ids), Task.starts_at >= window)
+            .group_by(Signup.volunteer_id)
+        ):
+            no_shows[index[vid]] = int(count)
+        for i, hours, records in await (ledger or ledger_facts(session, ids, now, settings)):
+            recent[i], attended[i] = hours, records
     return Volunteers(ids=ids, index=index, birth_day=birth_day, birth_year=birth_year, consent=consent, lat=lat,
                       lng=lng, skill_mask=skill_masks(skill_lists, vocab), recent_hours=recent, attended=attended,
                       no_shows=no_shows)
 
 
 async def ledger_facts(session: AsyncSession, ids: list[uuid.UUID], now: datetime, settings: Settings
-                       ) -> list[tuple[int, float, int]]:
+                       ) -> LedgerFacts:
     """(index into `ids`, recent hours, attended services) of the volunteers with any, in one pass over the ledger
     (the one definition of hours)."""
     index = {vid: i for i, vid in enumerate(ids)}
@@ -255,7 +261,7 @@ PROJECT_MEMBERS_SQL = """
 """
 
 
-async def load_memberships(session: AsyncSession, tasks: Tasks, volunteers: Volunteers) -> Memberships:
+async def load_memberships(session: AsyncSession, tasks: Tasks, volunteers: Roster) -> Memberships:
     width = max(tasks.size, 1)
     driver = await driver_connection(session)
 
@@ -294,7 +300,7 @@ HELD_SQL = f"""
 """
 
 
-async def load_held(session: AsyncSession, volunteers: Volunteers, starts: datetime, ends: datetime,
+async def load_held(session: AsyncSession, volunteers: Roster, starts: datetime, ends: datetime,
                     only: Sequence[uuid.UUID] | None = None) -> Held:
     """Intervals of tasks in [starts, ends) the volunteers hold a slot of (a few tasks, by a partial index)."""
     driver = await driver_connection(session)
