@@ -236,8 +236,9 @@ async def ledger_facts(session: AsyncSession, ids: list[uuid.UUID], now: datetim
     entries = ledger_entries().subquery("entries")
     since = now - timedelta(days=settings.matching_fairness_days)
     window = now - timedelta(days=settings.matching_reliability_days)
+    connection = await session.connection()  # Core rows: no ORM result processing for tens of thousands of them
     return [
-        (index[vid], float(hours or 0), int(records)) for vid, hours, records in await session.execute(
+        (index[vid], float(hours or 0), int(records)) for vid, hours, records in await connection.execute(
             select(entries.c.volunteer_id, func.sum(entries.c.hours).filter(entries.c.started_at >= since),
                    func.count(func.distinct(entries.c.record_id)))
             .where(among(entries.c.volunteer_id, ids), entries.c.started_at >= min(since, window))
