@@ -102,7 +102,8 @@ class Roster:
 
     @classmethod
     def of(cls, ids: Sequence[uuid.UUID]) -> Roster:
-        return cls(list(ids), {vid: i for i, vid in enumerate(ids)})
+        listed = list(ids)
+        return cls(listed, {vid: i for i, vid in enumerate(listed)})
 
 
 @dataclass(frozen=True)
