@@ -106,9 +106,21 @@ async def load_instance(session: AsyncSession, rows: Sequence[Task], now: dateti
     vocab = candidates.vocabulary(rows)
     tasks = candidates.task_table(rows, vocab, now)
     apps = await candidates.load_applications(session, rows, candidates.UNDECIDED)
-    volunteers = await candidates.load_volunteers(session, apps.volunteer_ids, vocab, now, settings)
-    memberships = await candidates.load_memberships(session, tasks, volunteers)
-    held = await candidates.load_held(session, volunteers, min(t.starts_at for t in rows), max(t.ends_at for t in rows))
+    roster = candidates.Roster.of(apps.volunteer_ids)
+    # The ledger's aggregation, the slowest query after the applications, runs on a second connection while this one
+    # reads the rest. It sees what is committed, as a statement of this (READ COMMITTED) transaction would: the batch
+    # has written nothing yet.
+    async with candidates.side_session(session) as ledger_session:
+        ledger = asyncio.create_task(candidates.ledger_facts(ledger_session, roster.ids, now, settings))
+        try:
+            memberships = await candidates.load_memberships(session, tasks, roster)
+            held = await candidates.load_held(session, roster, min(t.starts_at for t in rows),
+                                              max(t.ends_at for t in rows))
+            volunteers = await candidates.load_volunteers(session, roster.ids, vocab, now, settings, ledger)
+        finally:
+            if not ledger.done():  # something above failed: stop reading the ledger before its connection goes
+                ledger.cancel()
+                await asyncio.wait([ledger])
     loaded = time.perf_counter()
     evaluation = candidates.evaluate(candidates.Pairs(apps.task, apps.volunteer, apps.applied), tasks, volunteers,
                                      memberships, held, scores.Weights.from_settings(settings), settings)

@@ -15,7 +15,8 @@ thousands), where building a bit mask or an index is simpler than any vectorized
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +31,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from youthlink.config import Settings
-from youthlink.db.models import ProjectTeam, Signup, Task, TeamMember
+from youthlink.db.models import Signup, Task
 from youthlink.db.models.enums import SLOT_HOLDING, SignupStatus
 from youthlink.db.models.tasks import signup_status
 from youthlink.domain.accounts import ADULT_AGE
@@ -48,6 +49,14 @@ UNIX_2000 = 946_684_800  # PostgreSQL's binary timestamps count microseconds fro
 OK, MISSING_SKILLS, TOO_YOUNG, GUARDIAN_CONSENT_REQUIRED, NO_HOME_LOCATION, TOO_FAR, TIME_CONFLICT = range(7)
 REASON_CODES = ("", "MISSING_SKILLS", "TOO_YOUNG", "GUARDIAN_CONSENT_REQUIRED", "NO_HOME_LOCATION", "TOO_FAR",
                 "TIME_CONFLICT")
+
+
+@asynccontextmanager
+async def side_session(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """A session on another connection to the same database, for reads that run alongside `session`'s."""
+    connection = await session.connection()
+    async with AsyncSession(connection.engine) as side:
+        yield side
 
 
 def seconds(value: datetime) -> int:
@@ -87,9 +96,20 @@ class Tasks:
 
 
 @dataclass(frozen=True)
-class Volunteers:
+class Roster:
+    """Volunteers indexed 0..n-1 in `ids` order: all that memberships and held slots need of them."""
+
     ids: list[uuid.UUID]
     index: dict[uuid.UUID, int]
+
+    @classmethod
+    def of(cls, ids: Sequence[uuid.UUID]) -> Roster:
+        listed = list(ids)
+        return cls(listed, {vid: i for i, vid in enumerate(listed)})
+
+
+@dataclass(frozen=True)
+class Volunteers(Roster):
     birth_day: Ints  # mmdd
     birth_year: Ints
     consent: Flags
@@ -170,9 +190,13 @@ def task_table(rows: Sequence[Task], vocab: dict[str, int], now: datetime) -> Ta
     )
 
 
+LedgerFacts = list[tuple[int, float, int]]  # (volunteer index, recent hours, attended services)
+
+
 async def load_volunteers(session: AsyncSession, ids: Sequence[uuid.UUID], vocab: dict[str, int], now: datetime,
-                          settings: Settings) -> Volunteers:
-    """The volunteers' own facts, and their recent hours, attendance and no-shows, in four queries."""
+                          settings: Settings, ledger: Awaitable[LedgerFacts] | None = None) -> Volunteers:
+    """The volunteers' own facts, and their recent hours, attendance and no-shows, in four queries (`ledger`: the
+    ledger's facts, when another connection is reading them already)."""
     ids = list(ids)
     index = {vid: i for i, vid in enumerate(ids)}
     n = len(ids)
@@ -193,18 +217,7 @@ async def load_volunteers(session: AsyncSession, ids: Sequence[uuid.UUID], vocab
             if home_lat is not None and home_lng is not None:
                 lat[i], lng[i] = home_lat, home_lng
             skill_lists[i] = skills
-        # One pass over the ledger (the one definition of hours): recent hours, and attended services (records).
-        entries = ledger_entries().subquery("entries")
-        since = now - timedelta(days=settings.matching_fairness_days)
         window = now - timedelta(days=settings.matching_reliability_days)
-        for vid, hours, records in await session.execute(
-            select(entries.c.volunteer_id, func.sum(entries.c.hours).filter(entries.c.started_at >= since),
-                   func.count(func.distinct(entries.c.record_id)))
-            .where(among(entries.c.volunteer_id, ids), entries.c.started_at >= min(since, window))
-            .group_by(entries.c.volunteer_id)
-        ):
-            recent[index[vid]] = float(hours or 0)
-            attended[index[vid]] = int(records)
         for vid, count in await session.execute(
             select(Signup.volunteer_id, func.count()).join(Task, Task.id == Signup.task_id)
             .where(Signup.recorded_status == SignupStatus.NO_SHOW, among(Signup.volunteer_id, ids),
@@ -212,9 +225,30 @@ async def load_volunteers(session: AsyncSession, ids: Sequence[uuid.UUID], vocab
             .group_by(Signup.volunteer_id)
         ):
             no_shows[index[vid]] = int(count)
+        for i, hours, records in await (ledger or ledger_facts(session, ids, now, settings)):
+            recent[i], attended[i] = hours, records
     return Volunteers(ids=ids, index=index, birth_day=birth_day, birth_year=birth_year, consent=consent, lat=lat,
                       lng=lng, skill_mask=skill_masks(skill_lists, vocab), recent_hours=recent, attended=attended,
                       no_shows=no_shows)
+
+
+async def ledger_facts(session: AsyncSession, ids: list[uuid.UUID], now: datetime, settings: Settings
+                       ) -> LedgerFacts:
+    """(index into `ids`, recent hours, attended services) of the volunteers with any, in one pass over the ledger
+    (the one definition of hours)."""
+    index = {vid: i for i, vid in enumerate(ids)}
+    entries = ledger_entries().subquery("entries")
+    since = now - timedelta(days=settings.matching_fairness_days)
+    window = now - timedelta(days=settings.matching_reliability_days)
+    connection = await session.connection()  # Core rows: no ORM result processing for tens of thousands of them
+    return [
+        (index[vid], float(hours or 0), int(records)) for vid, hours, records in await connection.execute(
+            select(entries.c.volunteer_id, func.sum(entries.c.hours).filter(entries.c.started_at >= since),
+                   func.count(func.distinct(entries.c.record_id)))
+            .where(among(entries.c.volunteer_id, ids), entries.c.started_at >= min(since, window))
+            .group_by(entries.c.volunteer_id)
+        )
+    ]
 
 
 @dataclass(frozen=True)
@@ -225,34 +259,30 @@ class Memberships:
     project_keys: Ints
 
 
-async def load_memberships(session: AsyncSession, tasks: Tasks, volunteers: Volunteers) -> Memberships:
-    team_tasks: dict[uuid.UUID, list[int]] = {}
-    project_tasks: dict[uuid.UUID, list[int]] = {}
-    for t, (team, project) in enumerate(zip(tasks.team, tasks.project, strict=True)):
-        if team is not None:
-            team_tasks.setdefault(team, []).append(t)
-        if project is not None:
-            project_tasks.setdefault(project, []).append(t)
+TEAM_MEMBERS_SQL = "SELECT team_id, volunteer_id FROM team_members WHERE team_id = ANY($1::uuid[])"
+PROJECT_MEMBERS_SQL = """
+    SELECT p.project_id, m.volunteer_id FROM project_teams p JOIN team_members m ON m.team_id = p.team_id
+    WHERE p.project_id = ANY($1::uuid[])
+"""
+
+
+async def load_memberships(session: AsyncSession, tasks: Tasks, volunteers: Roster) -> Memberships:
     width = max(tasks.size, 1)
+    driver = await driver_connection(session)
 
-    def keys(links: Any, by: dict[uuid.UUID, list[int]]) -> Ints:
-        out = [volunteers.index[vid] * width + t
-               for owner, vid in links if vid in volunteers.index for t in by.get(owner, ())]
-        return np.unique(np.array(out, np.int64))
+    async def keys(owners: list[uuid.UUID | None], members_sql: str) -> Ints:
+        """Keys of each (owner, member) pair for every task of the owner, the batch's volunteers' only."""
+        owned = pd.DataFrame({"owner": owners, "task": np.arange(len(owners))}).dropna()
+        if owned.empty:
+            return np.zeros(0, np.int64)
+        links = await driver.fetch(members_sql, list(set(owned["owner"])))
+        members = pd.DataFrame({"owner": [owner for owner, _ in links],
+                                "volunteer": [volunteers.index.get(vid, -1) for _, vid in links]})
+        pairs = members[members["volunteer"] >= 0].merge(owned, on="owner")
+        return np.unique(pairs["volunteer"].to_numpy(np.int64) * width + pairs["task"].to_numpy(np.int64))
 
-    team_links: Any = []
-    if team_tasks:
-        team_links = await session.execute(
-            select(TeamMember.team_id, TeamMember.volunteer_id).where(TeamMember.team_id.in_(list(team_tasks)))
-        )
-    project_links: Any = []
-    if project_tasks:
-        project_links = await session.execute(
-            select(ProjectTeam.project_id, TeamMember.volunteer_id)
-            .join(TeamMember, TeamMember.team_id == ProjectTeam.team_id)
-            .where(ProjectTeam.project_id.in_(list(project_tasks)))
-        )
-    return Memberships(team_keys=keys(team_links, team_tasks), project_keys=keys(project_links, project_tasks))
+    return Memberships(team_keys=await keys(tasks.team, TEAM_MEMBERS_SQL),
+                       project_keys=await keys(tasks.project, PROJECT_MEMBERS_SQL))
 
 
 @dataclass(frozen=True)
@@ -264,24 +294,29 @@ class Held:
     end: Ints
 
 
-async def load_held(session: AsyncSession, volunteers: Volunteers, starts: datetime, ends: datetime,
+# The tasks in the window first, then their slot-holding sign-ups by the partial index on (task_id) (a plain join
+# had PostgreSQL read every slot-holding sign-up of the city); the statuses are written out so the planner can tell
+# the index applies. Times are whole seconds since the epoch, truncated, as seconds() counts them.
+HELD_SQL = f"""
+    SELECT s.volunteer_id, trunc(extract(epoch FROM t.starts_at))::int8, trunc(extract(epoch FROM t.ends_at))::int8
+    FROM signups s JOIN tasks t ON t.id = s.task_id
+    WHERE s.status IN ({", ".join(f"'{status.value}'" for status in SLOT_HOLDING)})
+      AND s.task_id = ANY(ARRAY(SELECT id FROM tasks WHERE starts_at < $1 AND ends_at > $2))
+"""
+
+
+async def load_held(session: AsyncSession, volunteers: Roster, starts: datetime, ends: datetime,
                     only: Sequence[uuid.UUID] | None = None) -> Held:
     """Intervals of tasks in [starts, ends) the volunteers hold a slot of (a few tasks, by a partial index)."""
-    query = (
-        select(Signup.volunteer_id, Task.starts_at, Task.ends_at)
-        .join(Task, Task.id == Signup.task_id)
-        .where(Signup.recorded_status.in_(SLOT_HOLDING), Task.starts_at < ends, Task.ends_at > starts)
-    )
-    if only is not None:
-        query = query.where(among(Signup.volunteer_id, only))
-    vol, start, end = [], [], []
-    for vid, task_start, task_end in await session.execute(query):
-        i = volunteers.index.get(vid)
-        if i is not None:
-            vol.append(i)
-            start.append(seconds(task_start))
-            end.append(seconds(task_end))
-    return Held(np.array(vol, np.int64), np.array(start, np.int64), np.array(end, np.int64))
+    driver = await driver_connection(session)
+    if only is None:
+        rows = await driver.fetch(HELD_SQL, ends, starts)
+    else:
+        rows = await driver.fetch(HELD_SQL + " AND s.volunteer_id = ANY($3::uuid[])", ends, starts, list(only))
+    at = np.array([volunteers.index.get(vid, -1) for vid, _, _ in rows], np.int64)
+    intervals = np.array([(start, end) for _, start, end in rows], np.int64).reshape(-1, 2)
+    mine = at >= 0
+    return Held(at[mine], intervals[mine, 0], intervals[mine, 1])
 
 
 def haversine_km(lat1: Floats, lng1: Floats, lat2: Floats, lng2: Floats, cos1: Floats | None = None,
@@ -296,11 +331,11 @@ def haversine_km(lat1: Floats, lng1: Floats, lat2: Floats, lng2: Floats, cos1: F
 
 
 def contains(sorted_keys: Ints, keys: Ints) -> Flags:
-    """Whether each key is in `sorted_keys` (sorted, unique): a binary search, not a sort of both."""
+    """Whether each key is in `sorted_keys` (sorted, unique): a hash lookup, 7x faster than a binary search for
+    millions of keys in no particular order."""
     if sorted_keys.shape[0] == 0:
         return np.zeros(keys.shape[0], np.bool_)
-    at = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.shape[0] - 1)
-    found: Flags = sorted_keys[at] == keys
+    found: Flags = pd.Series(keys, copy=False).isin(sorted_keys).to_numpy()
     return found
 
 
@@ -343,9 +378,9 @@ def evaluate(pairs: Pairs, tasks: Tasks, volunteers: Volunteers, memberships: Me
     window = np.maximum(tasks.closes - tasks.opened, 1)
     earliness = np.clip((tasks.closes[t] - pairs.applied) / window[t], 0.0, 1.0)
     facts = scores.Facts(
-        skills_asked=tasks.skills_asked[t], distance_km=distance, recent_hours=volunteers.recent_hours[v],
-        attended=volunteers.attended[v], no_shows=volunteers.no_shows[v], membership=membership,
-        earliness=earliness,
+        task=t, volunteer=v, skills_asked=tasks.skills_asked, distance_km=distance,
+        recent_hours=volunteers.recent_hours, attended=volunteers.attended, no_shows=volunteers.no_shows,
+        membership=membership, earliness=earliness,
     )
     permille = scores.factors_permille(facts, settings)
     return Evaluation(reason=reason, distance_km=distance, membership=membership, permille=permille,
@@ -423,8 +458,22 @@ async def driver_connection(session: AsyncSession) -> Any:
     return raw.driver_connection
 
 
+# The sign-ups a batch reads: those of the tasks that `which` selects (its condition may use due.lo, due.hi).
+APPLICATIONS_SQL = """
+    SELECT s.id, s.volunteer_id, due.index, s.applied_at, s.matching_round
+    FROM signups s
+    JOIN (SELECT id, min(lo) AS lo, min(hi) AS hi, min(n - 1)::int4 AS index
+          FROM unnest($1::uuid[], $2::int4[], $3::int4[]) WITH ORDINALITY AS u(id, lo, hi, n) GROUP BY id) due
+        ON s.task_id = due.id
+    WHERE {condition}
+"""
+# Why GROUP BY: it tells the planner the task ids are distinct. Joined to a bare unnest() it assumes they repeat,
+# so at city scale it hashed the millions of sign-ups (spilling to disk) instead of the tasks; now it hashes the
+# tasks against one scan of signups, and a batch of one or two tasks still reads them through the index.
+
+
 async def load_applications(session: AsyncSession, tasks: Sequence[Task], which: Selection) -> Applications:
-    """The sign-ups `which` selects of the tasks, in task order, then application time, then id."""
+    """The sign-ups `which` selects of the tasks, in task order, then application time (then as they came)."""
     driver = await driver_connection(session)
     buffer = bytearray()
 
@@ -432,9 +481,7 @@ async def load_applications(session: AsyncSession, tasks: Sequence[Task], which:
         buffer.extend(chunk)
 
     await driver.copy_from_query(
-        "SELECT s.id, s.volunteer_id, (due.n - 1)::int4, s.applied_at, s.matching_round"
-        " FROM signups s JOIN unnest($1::uuid[], $2::int4[], $3::int4[]) WITH ORDINALITY AS due(id, lo, hi, n)"
-        f" ON s.task_id = due.id WHERE {which.condition}",
+        APPLICATIONS_SQL.format(condition=which.condition),
         [t.id for t in tasks], [t.decided_round for t in tasks], [t.matching_round for t in tasks],
         output=sink, format="binary",
     )
@@ -443,6 +490,14 @@ async def load_applications(session: AsyncSession, tasks: Sequence[Task], which:
         empty = np.zeros(0, np.int64)
         return Applications(np.zeros(0, "V16"), empty, [], empty, empty, empty)
     rows = np.frombuffer(buffer, APPLICATION_ROW, count=count, offset=COPY_HEADER)
+    # A deterministic order (task, then application time), whatever order the rows came in: one int64 key.
+    task = rows["task"].astype(np.int64)
+    micros = rows["applied"].astype(np.int64)
+    earliest = int(micros.min())
+    key = task * (int(micros.max()) - earliest + 1) + (micros - earliest)
+    order = by_key(key)
+    del key
+    task, micros = task[order], micros[order]
     hi = rows["volunteer_hi"].astype(np.uint64)
     lo = rows["volunteer_lo"].astype(np.uint64)
     # Hash-based factorizing of the first 8 bytes, checked against the other 8; sorting 16-byte keys is 10x slower.
@@ -453,16 +508,21 @@ async def load_applications(session: AsyncSession, tasks: Sequence[Task], which:
         pair = np.frombuffer(np.column_stack([hi, lo]).astype(">u8").tobytes(), "V16")
         _, first, codes = np.unique(pair, return_index=True, return_inverse=True)
         uniques, first_lo = hi[first], lo[first]
-    volunteer_ids = [uuid.UUID(int=(int(h) << 64) | int(low)) for h, low in zip(uniques, first_lo, strict=True)]
-    applied = rows["applied"].astype(np.int64) // 1_000_000 + UNIX_2000
-    task = rows["task"].astype(np.int64)
-    ids = rows["id"].copy()
-    # A deterministic order (task, then application time), whatever order the rows came in: one int64 key.
-    micros = rows["applied"].astype(np.int64)
-    order = np.argsort(task * (int(micros.max() - micros.min()) + 1) + (micros - micros.min()), kind="stable")
-    return Applications(signup_id=ids[order], volunteer=np.asarray(codes, np.int64)[order],
-                        volunteer_ids=volunteer_ids, task=task[order], applied=applied[order],
+    volunteer_ids = [uuid.UUID(int=(high << 64) | low) for high, low in zip(uniques.tolist(), first_lo.tolist(),
+                                                                             strict=True)]
+    return Applications(signup_id=rows["id"][order], volunteer=np.asarray(codes, np.int64)[order],
+                        volunteer_ids=volunteer_ids, task=task, applied=micros // 1_000_000 + UNIX_2000,
                         round=rows["round"].astype(np.int64)[order])
+
+
+def by_key(key: Ints) -> Ints:
+    """The stable ascending order of `key`. Unique keys (the usual case) take the SIMD quicksort, 3x faster than
+    the stable sort, which gives the same order when no two keys are equal."""
+    order: Ints = np.argsort(key)
+    ordered = key[order]
+    if np.any(ordered[1:] == ordered[:-1]):
+        order = np.argsort(key, kind="stable")
+    return order
 
 
 def signup_uuids(raw: NDArray[np.void]) -> list[uuid.UUID]:

@@ -210,6 +210,14 @@ def overlapping(volunteer: Ints, start: Ints, end: Ints, held_volunteer: Ints, h
     """
     if held_volunteer.shape[0] == 0 or volunteer.shape[0] == 0:
         return np.zeros(volunteer.shape[0], np.bool_)
+    # Only the intervals of volunteers who hold any are searched (a city-wide batch: a fifth of millions).
+    holds = np.zeros(int(max(volunteer.max(), held_volunteer.max())) + 1, np.bool_)
+    holds[held_volunteer] = True
+    checked = np.flatnonzero(holds[volunteer])
+    clash = np.zeros(volunteer.shape[0], np.bool_)
+    if checked.shape[0] == 0:
+        return clash
+    volunteer, start, end = volunteer[checked], start[checked], end[checked]
     base = int(min(start.min(), held_start.min()))
     span = int(max(end.max(), held_end.max())) - base + 1
     order = np.lexsort((held_start, held_volunteer))
@@ -218,7 +226,8 @@ def overlapping(volunteer: Ints, start: Ints, end: Ints, held_volunteer: Ints, h
     reach = np.maximum.accumulate(held_vol * span + (held_end[order] - base))
     at = np.searchsorted(held_key, volunteer * span + (end - base), side="left") - 1
     safe = np.maximum(at, 0)
-    return (at >= 0) & (held_vol[safe] == volunteer) & (reach[safe] > volunteer * span + (start - base))
+    clash[checked] = (at >= 0) & (held_vol[safe] == volunteer) & (reach[safe] > volunteer * span + (start - base))
+    return clash
 
 
 def is_feasible(problem: Problem, chosen: Flags) -> bool:
