@@ -559,8 +559,8 @@ async def test_rounds_a_failed_batch_closed_are_decided_by_the_next_one(db: Any,
     task = await add_task(db, slots=1)
     first = await add_volunteers(db, 1)
     await apply(db, task, first)
-    async with db.engine.begin() as connection:
-        await batch_module.close_rounds(connection, None, datetime.now(UTC))
+    async with db.unit_of_work() as session:
+        await batch_module.close_rounds(session, None, datetime.now(UTC))
     # and an application that came after, in the next round
     second = await add_volunteers(db, 1, home=(28.30, 121.61))
     await apply(db, task, second)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import and_, exists, func, or_, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from youthlink.config import get_settings
 from youthlink.db.models import Signup, Task, Volunteer
@@ -61,16 +61,17 @@ def _due(task_ids: Sequence[uuid.UUID] | None, now: datetime) -> Any:
     return and_(Task.assignment_mode == AssignmentMode.MATCHED, Task.status == TaskStatus.OPEN, due)
 
 
-async def close_rounds(connection: Any, task_ids: Sequence[uuid.UUID] | None, now: datetime) -> int:
+async def close_rounds(session: AsyncSession, task_ids: Sequence[uuid.UUID] | None, now: datetime) -> int:
     """Close the current round of every due task that has applications in it: later applications join the next
     round. Committed before the batch reads, it waits for sign-ups in flight (they hold the task's row), so a
     closed round is complete and stays so."""
     in_round = exists().where(Signup.task_id == Task.id, Signup.recorded_status == SignupStatus.APPLIED,
                               Signup.matching_round == Task.matching_round)
-    closed = await connection.execute(
+    closed = await session.execute(
         update(Task).where(_due(task_ids, now), in_round).values(matching_round=Task.matching_round + 1)
+        .execution_options(synchronize_session=False)
     )
-    return int(closed.rowcount or 0)
+    return int(closed.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def due_tasks(session: AsyncSession, task_ids: Sequence[uuid.UUID] | None, now: datetime) -> list[Task]:
@@ -135,16 +136,14 @@ async def load_instance(session: AsyncSession, rows: Sequence[Task], now: dateti
 
 async def run_batch(session: AsyncSession, task_ids: Sequence[uuid.UUID] | None = None) -> dict[str, Any]:
     """Decide the undecided applications of the due MATCHED tasks, together. Running it twice changes nothing
-    more. Closes the tasks' rounds first, on a connection of its own (`session` must not hold one yet)."""
+    more. Closes the tasks' rounds first, in a transaction of its own on a second connection."""
     now = datetime.now(UTC)
     clock = time.perf_counter()
-    engine = session.bind
-    assert isinstance(engine, AsyncEngine), "run_batch needs a session bound to an engine"
-    async with engine.begin() as connection:
+    async with candidates.side_session(session) as closing, closing.begin():
         # Under the batches' lock: a round is never closed under a running batch's feet (nor its tasks locked
         # in another order than the batch's).
-        await connection.execute(select(func.pg_advisory_xact_lock(MATCHING_LOCK_KEY)))
-        await close_rounds(connection, task_ids, now)
+        await closing.execute(select(func.pg_advisory_xact_lock(MATCHING_LOCK_KEY)))
+        await close_rounds(closing, task_ids, now)
     timings = {"close": round(time.perf_counter() - clock, 4)}
     await session.execute(select(func.pg_advisory_xact_lock(MATCHING_LOCK_KEY)))
     settings = get_settings()
