@@ -84,6 +84,16 @@ def objective(problem: Problem, chosen: Flags) -> tuple[int, int]:
     return int(chosen.sum()), int(problem.weight[chosen].sum())
 
 
+def by_key(key: Ints) -> Ints:
+    """The stable ascending order of `key`. Unique keys (the usual case) take the SIMD quicksort, 3x faster than
+    the stable sort, which gives the same order when no two keys are equal."""
+    order: Ints = np.argsort(key)
+    ordered = key[order]
+    if np.any(ordered[1:] == ordered[:-1]):
+        order = np.argsort(key, kind="stable")
+    return order
+
+
 def components(problem: Problem) -> Components:
     """Overlap components, vectorized: one sort, a running maximum of ends, and segment reductions."""
     n = problem.size
@@ -93,7 +103,7 @@ def components(problem: Problem) -> Components:
     base = int(problem.start.min())
     span = int(problem.end.max()) - base + 1
     # One int64 key (volunteer, start): a single sort, not a lexicographic one.
-    order = np.argsort(problem.volunteer * span + (problem.start - base), kind="stable")
+    order = by_key(problem.volunteer * span + (problem.start - base))
     vol = problem.volunteer[order]
     start = problem.start[order] - base
     end = problem.end[order] - base
