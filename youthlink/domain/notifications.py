@@ -91,13 +91,13 @@ async def matching_decided(session: AsyncSession, run_id: str, task_ids: Sequenc
     `notify_signup`: run twice, sent once. A sign-up the waitlist has promoted since (it carries a decision of
     its own) is told "promoted" by the promotion instead. (`task_ids`: the run's tasks, kept for jobs recorded
     before the decisions were kept per round.)"""
-    from youthlink.domain.matching import decisions  # the matcher imports this module
+    from youthlink.domain.matching import candidates, decisions  # the matcher imports this module
 
     told = 0
+    kinds = np.array([f"signup.{name.lower()}" for name in decisions.DECISIONS.values()])  # by decision code - 1
     rounds = await session.scalars(select(MatchingDecision.entries).where(MatchingDecision.run_id == uuid.UUID(run_id)))
     for raw in rounds.all():
         entries = decisions.unpack(raw)
-        kinds = np.array([f"signup.{name.lower()}" for name in decisions.DECISIONS.values()])
         rows = (await session.execute(text("""
             INSERT INTO notifications (id, recipient_volunteer_id, kind, payload, dedupe_key)
             SELECT gen_random_uuid(), s.volunteer_id, d.kind,
@@ -106,7 +106,7 @@ async def matching_decided(session: AsyncSession, run_id: str, task_ids: Sequenc
             WHERE s.match_explanation IS NULL
             ON CONFLICT (dedupe_key) DO NOTHING
             RETURNING id, recipient_volunteer_id, kind
-        """), {"ids": [uuid.UUID(bytes=bytes(i)) for i in entries["id"]],
+        """), {"ids": candidates.signup_uuids(entries["id"]),
                "kinds": kinds[entries["decision"].astype(np.int64) - 1].tolist()})).all()
         await delivery.schedule_many(session, [(uuid.UUID(str(n)), uuid.UUID(str(v)), k) for n, v, k in rows])
         told += len(rows)

@@ -112,12 +112,12 @@ async def load_instance(session: AsyncSession, rows: Sequence[Task], now: dateti
     # reads the rest. It sees what is committed, as a statement of this (READ COMMITTED) transaction would: the batch
     # has written nothing yet.
     async with candidates.side_session(session) as ledger_session:
-        ledger = asyncio.create_task(candidates.ledger_facts(ledger_session, roster.ids, now, settings))
+        ledger = asyncio.create_task(candidates.ledger_facts(ledger_session, roster, now, settings))
         try:
             memberships = await candidates.load_memberships(session, tasks, roster)
             held = await candidates.load_held(session, roster, min(t.starts_at for t in rows),
                                               max(t.ends_at for t in rows))
-            volunteers = await candidates.load_volunteers(session, roster.ids, vocab, now, settings, ledger)
+            volunteers = await candidates.load_volunteers(session, roster, vocab, now, settings, ledger)
         finally:
             if not ledger.done():  # something above failed: stop reading the ledger before its connection goes
                 ledger.cancel()

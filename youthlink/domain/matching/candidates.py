@@ -193,12 +193,11 @@ def task_table(rows: Sequence[Task], vocab: dict[str, int], now: datetime) -> Ta
 LedgerFacts = list[tuple[int, float, int]]  # (volunteer index, recent hours, attended services)
 
 
-async def load_volunteers(session: AsyncSession, ids: Sequence[uuid.UUID], vocab: dict[str, int], now: datetime,
+async def load_volunteers(session: AsyncSession, roster: Roster, vocab: dict[str, int], now: datetime,
                           settings: Settings, ledger: Awaitable[LedgerFacts] | None = None) -> Volunteers:
     """The volunteers' own facts, and their recent hours, attendance and no-shows, in four queries (`ledger`: the
     ledger's facts, when another connection is reading them already)."""
-    ids = list(ids)
-    index = {vid: i for i, vid in enumerate(ids)}
+    ids, index = roster.ids, roster.index
     n = len(ids)
     birth_day, birth_year = np.zeros(n, np.int64), np.zeros(n, np.int64)
     consent = np.zeros(n, np.bool_)
@@ -225,18 +224,17 @@ async def load_volunteers(session: AsyncSession, ids: Sequence[uuid.UUID], vocab
             .group_by(Signup.volunteer_id)
         ):
             no_shows[index[vid]] = int(count)
-        for i, hours, records in await (ledger or ledger_facts(session, ids, now, settings)):
+        for i, hours, records in await (ledger or ledger_facts(session, roster, now, settings)):
             recent[i], attended[i] = hours, records
     return Volunteers(ids=ids, index=index, birth_day=birth_day, birth_year=birth_year, consent=consent, lat=lat,
                       lng=lng, skill_mask=skill_masks(skill_lists, vocab), recent_hours=recent, attended=attended,
                       no_shows=no_shows)
 
 
-async def ledger_facts(session: AsyncSession, ids: list[uuid.UUID], now: datetime, settings: Settings
-                       ) -> LedgerFacts:
-    """(index into `ids`, recent hours, attended services) of the volunteers with any, in one pass over the ledger
-    (the one definition of hours)."""
-    index = {vid: i for i, vid in enumerate(ids)}
+async def ledger_facts(session: AsyncSession, roster: Roster, now: datetime, settings: Settings) -> LedgerFacts:
+    """(index into the roster, recent hours, attended services) of the volunteers with any, in one pass over the
+    ledger (the one definition of hours)."""
+    ids, index = roster.ids, roster.index
     entries = ledger_entries().subquery("entries")
     since = now - timedelta(days=settings.matching_fairness_days)
     window = now - timedelta(days=settings.matching_reliability_days)
@@ -428,8 +426,8 @@ class Applications:
 
 @dataclass(frozen=True)
 class Selection:
-    """Which sign-ups of the tasks to read: a SQL condition on `s` (signups) and `due` (the task, its index `n`
-    and the closed rounds `lo` <= round < `hi`), and the parameters it takes after the task arrays."""
+    """Which sign-ups of the tasks to read: a SQL condition on `s` (signups) and `due` (the task's closed rounds,
+    `lo` <= round < `hi`)."""
 
     condition: str
 
@@ -520,16 +518,3 @@ async def load_applications(session: AsyncSession, tasks: Sequence[Task], which:
 
 def signup_uuids(raw: NDArray[np.void]) -> list[uuid.UUID]:
     return [uuid.UUID(bytes=bytes(r)) for r in raw]
-
-
-def uuid_bytes(ids: Sequence[uuid.UUID]) -> NDArray[np.void]:
-    return np.frombuffer(b"".join(i.bytes for i in ids), "V16") if ids else np.zeros(0, "V16")
-
-
-async def copy_stream(rows: NDArray[Any], chunk: int = 65_536) -> AsyncIterator[bytes]:
-    """A binary COPY stream of fixed-width rows (a structured array whose fields carry their lengths), sent a
-    chunk at a time so a city-wide batch never holds a second copy of its decisions."""
-    yield b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
-    for start in range(0, rows.shape[0], chunk):
-        yield rows[start:start + chunk].tobytes()
-    yield b"\xff\xff"

@@ -112,7 +112,7 @@ async def _evaluate(session: AsyncSession, task_rows: Sequence[Task], volunteer_
     settings = get_settings()
     vocab = candidates.vocabulary(task_rows)
     tasks = candidates.task_table(task_rows, vocab, now)
-    volunteers = await candidates.load_volunteers(session, volunteer_ids, vocab, now, settings)
+    volunteers = await candidates.load_volunteers(session, candidates.Roster.of(volunteer_ids), vocab, now, settings)
     memberships = await candidates.load_memberships(session, tasks, volunteers)
     if with_clashes:
         held = await candidates.load_held(session, volunteers, min(t.starts_at for t in task_rows),

@@ -55,7 +55,8 @@ async def promote(session: AsyncSession, task_id: uuid.UUID) -> list[Signup]:
     apps = await candidates.load_applications(session, [task], candidates.WAITLISTED)
     if apps.size == 0:
         return []
-    volunteers = await candidates.load_volunteers(session, apps.volunteer_ids, vocab, now, settings)
+    volunteers = await candidates.load_volunteers(session, candidates.Roster.of(apps.volunteer_ids), vocab, now,
+                                                 settings)
     memberships = await candidates.load_memberships(session, tasks, volunteers)
     held = await candidates.load_held(session, volunteers, task.starts_at, task.ends_at)
     evaluation = candidates.evaluate(candidates.Pairs(apps.task, apps.volunteer, apps.applied), tasks, volunteers,
