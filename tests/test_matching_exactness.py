@@ -155,3 +155,17 @@ async def test_the_batch_in_postgresql_decides_the_optimum(db: Any, clean: None)
                    [int((r.ends_at - NOW).total_seconds()) for r in rows], units, [t.slots for t in tasks])
     assert result["exact"] and (result["filled"], result["score"]) == stored == best
     assert Decimal(result["score"]) / 1000 == sum(s for s, c in zip(scores, confirmed, strict=True) if c)
+
+
+@pytest.mark.parametrize("keys", ["ties", "sorted", "negative", "wide"])
+def test_the_solvers_ordering_is_the_stable_sort_whichever_way_it_sorts(keys: str) -> None:
+    """by_key orders the candidates (hence which of equal optima the batch decides): each of its three ways
+    (already sorted, packed keys, NumPy's stable sort) gives exactly the stable order."""
+    rng = np.random.default_rng(7)
+    key = {
+        "ties": rng.integers(0, 50, 100_000),  # packed with the index
+        "sorted": np.sort(rng.integers(0, 50, 100_000)),
+        "negative": rng.integers(-50, 50, 100_000),  # not packable
+        "wide": rng.integers(0, 2**60, 100_000),  # no room left for the index
+    }[keys].astype(np.int64)
+    assert np.array_equal(solver.by_key(key), np.argsort(key, kind="stable"))

@@ -85,12 +85,21 @@ def objective(problem: Problem, chosen: Flags) -> tuple[int, int]:
 
 
 def by_key(key: Ints) -> Ints:
-    """The stable ascending order of `key`. Unique keys (the usual case) take the SIMD quicksort, 3x faster than
-    the stable sort, which gives the same order when no two keys are equal."""
-    order: Ints = np.argsort(key)
-    ordered = key[order]
-    if np.any(ordered[1:] == ordered[:-1]):
-        order = np.argsort(key, kind="stable")
+    """The stable ascending order of `key` (ties in index order).
+
+    Keys already in order (the batch's candidates, say) are recognized in one pass. Otherwise, when key and index
+    fit together in 63 bits, each key carries its index in its low bits and a plain sort of the packed values
+    gives the order: NumPy's SIMD sort of int64 is 2-3x faster than its argsort, and the index makes every packed
+    value unique, so the order is the stable one."""
+    n = int(key.shape[0])
+    if n < 2 or bool(np.all(key[1:] >= key[:-1])):
+        return np.arange(n, dtype=np.int64)
+    low, high = int(key.min()), int(key.max())
+    index_bits = (n - 1).bit_length()
+    if low >= 0 and high.bit_length() + index_bits <= 63:
+        packed = np.sort((key << index_bits) | np.arange(n, dtype=np.int64))
+        return packed & ((1 << index_bits) - 1)
+    order: Ints = np.argsort(key, kind="stable")
     return order
 
 

@@ -62,7 +62,7 @@ async def promote(session: AsyncSession, task_id: uuid.UUID) -> list[Signup]:
     evaluation = candidates.evaluate(candidates.Pairs(apps.task, apps.volunteer, apps.applied), tasks, volunteers,
                                      memberships, held, weights, settings)
     eligible = np.flatnonzero(evaluation.candidate)
-    ranked = eligible[np.lexsort((eligible, -evaluation.units[eligible]))]
+    ranked = apps.best_first(evaluation.units, eligible)
     promoted: list[Signup] = []
     passed_over_busy = False
     for i in ranked.tolist():
