@@ -111,20 +111,31 @@ def components(problem: Problem) -> Components:
         return Components(empty, empty, np.zeros(0, np.bool_), empty)
     base = int(problem.start.min())
     span = int(problem.end.max()) - base + 1
-    # One int64 key (volunteer, start): a single sort, not a lexicographic one.
-    order = by_key(problem.volunteer * span + (problem.start - base))
-    vol = problem.volunteer[order]
-    start = problem.start[order] - base
-    end = problem.end[order] - base
+    # One int64 key (volunteer, start): a single sort, not a lexicographic one; none when the candidates come in
+    # that order already (the batch's do).
+    key = problem.volunteer * span + (problem.start - base)
+    order = by_key(key)
+    in_order = bool(order[-1] == n - 1 and np.all(order[1:] > order[:-1]))
+    if not in_order:
+        key = key[order]
+    vol = problem.volunteer if in_order else problem.volunteer[order]
+    start = problem.start - base if in_order else problem.start[order] - base
+    end = problem.end - base if in_order else problem.end[order] - base
     # Offsetting each volunteer's times by volunteer * span keeps one running maximum per volunteer.
     running_end = np.maximum.accumulate(vol * span + end)
     new = np.ones(n, np.bool_)
-    new[1:] = (vol[1:] != vol[:-1]) | (vol[1:] * span + start[1:] >= running_end[:-1])
+    new[1:] = (vol[1:] != vol[:-1]) | (key[1:] >= running_end[:-1])
+    del key, running_end
     firsts = np.flatnonzero(new)
-    comp_sorted = np.cumsum(new) - 1
-    of = np.empty(n, np.int64)
-    of[order] = comp_sorted
-    size = np.diff(np.append(firsts, n))
+    size = np.empty(firsts.shape[0], np.int64)
+    size[:-1] = firsts[1:] - firsts[:-1]
+    size[-1] = n - firsts[-1]
+    comp_sorted = np.repeat(np.arange(firsts.shape[0], dtype=np.int64), size)
+    if in_order:
+        of = comp_sorted
+    else:
+        of = np.empty(n, np.int64)
+        of[order] = comp_sorted
     clique = np.maximum.reduceat(start, firsts) < np.minimum.reduceat(end, firsts)
     independent = np.ones(len(firsts), np.int64)
     for c in np.flatnonzero(~clique):
@@ -367,7 +378,10 @@ def solve(problem: Problem, *, exact_max_candidates: int = 20_000, exact_seconds
     clock = time.perf_counter()
     comps = components(problem)
     relaxed_capacity = np.where(comps.clique, 1, comps.independent)
-    relaxed = solve_flow(flow_graph(problem, comps, relaxed_capacity))
+    graph = flow_graph(problem, comps, relaxed_capacity)
+    timings["graph"] = time.perf_counter() - clock  # the overlap components and the flow graph
+    relaxed = solve_flow(graph)
+    del graph
     timings["flow"] = time.perf_counter() - clock
     bound = objective(problem, relaxed)
     clashing = clashing_components(problem, comps, relaxed)
