@@ -7,7 +7,8 @@ It creates a scratch database, seeds the city-scale demo into it (`youthlink see
 volunteers, 755 teams, a year of approved hours, the coming month's 2,000 tasks), turns those 2,000 tasks into
 MATCHED tasks whose deadline has passed with about 35,000 free slots, and has every volunteer apply to the
 ~50 nearest tasks they are eligible for (plus two they are not, for the rules to reject): about 3.3 million
-candidate pairs. Then, each in a fresh process (so each peak memory is its own):
+candidate pairs. It vacuums and analyzes them (as autovacuum would have by the deadline) and takes a checkpoint.
+Then, each in a fresh process (so each peak memory is its own):
 
   (b) reference  the instance built as the batch builds it (its rounds closed in a transaction rolled back
                  afterwards, so the batch finds them as it would), then the bare SimpleMinCostFlow solve of its
