@@ -314,7 +314,7 @@ async def _write(session: AsyncSession, run_id: uuid.UUID, now: datetime, instan
 async def _probing_by_index(session: AsyncSession) -> AsyncIterator[None]:
     """Joins in the statements inside probe the index, row by row. Given tens of thousands of ids, PostgreSQL
     otherwise hashes all the city's sign-ups (a sequential scan, spilling to disk): 1.7 s at city scale, where
-    the probes take a tenth of that. The settings are the transaction's, restored afterwards."""
+    the probes take a third of that. The settings are the transaction's, restored afterwards."""
     previous = (await session.execute(text(
         "SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'),"
         " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"

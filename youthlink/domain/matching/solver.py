@@ -114,9 +114,9 @@ def components(problem: Problem) -> Components:
     # One int64 key (volunteer, start): a single sort, not a lexicographic one; none when the candidates come in
     # that order already (the batch's do).
     key = problem.volunteer * span + (problem.start - base)
-    order = by_key(key)
-    in_order = bool(order[-1] == n - 1 and np.all(order[1:] > order[:-1]))
+    in_order = bool(np.all(key[1:] >= key[:-1]))
     if not in_order:
+        order = by_key(key)
         key = key[order]
     vol = problem.volunteer if in_order else problem.volunteer[order]
     start = problem.start - base if in_order else problem.start[order] - base
