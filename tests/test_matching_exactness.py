@@ -8,6 +8,7 @@ be equal; where it does not, the optimum must lie between its objective and its 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -107,6 +108,22 @@ def test_beyond_cp_sat_the_repair_is_feasible_and_the_optimum_lies_within_its_bo
     assert solution.objective <= best <= (solution.bound_filled, solution.bound_score)
     if solution.exact:
         assert solution.objective == best
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("shape", ["shifts", "free"])
+def test_the_candidates_set_aside_as_dominated_change_no_optimum(seed: int, shape: str) -> None:
+    # given an instance with many equal scores (ties are where a wrong cut-off would show) and some full tasks
+    problem = instance(300 + seed, shape)
+    problem = replace(problem, weight=problem.weight // 25_000 * 25_000)
+
+    # when the solver sets aside the candidates no optimum needs
+    kept = solver.undominated(problem, solver.components(problem))
+
+    # then it set some aside, and the optimum over the rest is the optimum over all (by the independent model)
+    assert 0 < kept.shape[0] < problem.size
+    assert reference(problem.take(kept)) == reference(problem)
+    assert solver.solve(problem).objective == reference(problem)
 
 
 @pytest.mark.parametrize("seed", range(6))
