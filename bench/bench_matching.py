@@ -307,6 +307,9 @@ def report(instance: dict[str, Any], reference: dict[str, Any], batch: dict[str,
     print(f"(a) batch       {batch['total_seconds']:.2f} s end to end = {ratio:.1f}x the bare solve")
     print(f"                close {timings['close']:.2f} s, load {timings['load']:.2f} s, candidates "
           f"{timings['candidates']:.2f} s, solve {timings['solve']:.2f} s, write {timings['write']:.2f} s (+ commit)")
+    print(f"                the solver set aside {batch['candidates'] - batch['kept']:,} candidates no optimum needs "
+          f"({timings['solver_prune']:.2f} s) and solved the {batch['kept']:,} left "
+          f"(flow {timings['solver_flow']:.2f} s)")
     print(f"                deciding (load + candidates + solve) {decide:.2f} s = "
           f"{decide / reference['bare_seconds']:.1f}x the bare solve; writing {batch['applications']:,} decisions "
           f"{timings['write']:.2f} s")

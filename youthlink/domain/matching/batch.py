@@ -166,6 +166,7 @@ async def run_batch(session: AsyncSession, task_ids: Sequence[uuid.UUID] | None 
     timings["write"] = round(time.perf_counter() - clock, 4)
     result: dict[str, Any] = {
         "tasks": tasks.size, "applications": apps.size, **counts, "candidates": instance.problem.size,
+        "kept": solution.kept,
         "run_id": str(run_id), "exact": solution.exact, "method": solution.method, "filled": solution.filled,
         "score": solution.score, "bound_filled": solution.bound_filled, "bound_score": solution.bound_score,
         "timings": {**timings, **{f"solver_{k}": round(v, 4) for k, v in solution.timings.items()}},
