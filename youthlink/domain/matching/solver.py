@@ -82,7 +82,7 @@ class Solution:
     exact: bool
     method: str
     timings: dict[str, float] = field(default_factory=dict)
-    kept: int = 0  # candidates left after those no optimum needs were set aside (what the flow solved)
+    kept: int = 0  # candidates left once those no optimum needs were set aside (what was solved)
 
     @property
     def objective(self) -> tuple[int, int]:
