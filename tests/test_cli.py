@@ -95,17 +95,18 @@ def _up_until_healthy(data_dir: Path, port: int, log: Path) -> subprocess.Popen[
         [sys.executable, "-m", "youthlink.cli", "up", "--port", str(port), "--workers", "1"],
         env=_embedded_env(data_dir), stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=data_dir.parent,
     )
+    # It says it is up only once it is: /health answers 200 (database, broker, a worker) the moment it says so.
     deadline = time.monotonic() + 120
+    said = log.read_text().count("Youthlink is up")
     while time.monotonic() < deadline:
         assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=3).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
+        if log.read_text().count("Youthlink is up") > said:
+            health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=3)
+            assert health.status_code == 200, health.text
+            return process
+        time.sleep(0.2)
     process.kill()
-    raise AssertionError("youthlink up did not become healthy:\n" + log.read_text())
+    raise AssertionError("youthlink up did not say it is up:\n" + log.read_text())
 
 
 def _stop(process: subprocess.Popen[bytes]) -> int:

@@ -213,6 +213,20 @@ def schema() -> None:
     typer.echo(schema_sdl(), nl=False)
 
 
+HEALTH_PATIENCE_SECONDS = 60  # then `up` says what is not healthy yet (and keeps waiting)
+
+
+def _health(url: str) -> tuple[bool, str]:
+    """Whether /health answers 200 (the database, the broker and a worker are reachable), and what it said."""
+    import httpx
+
+    try:
+        answer = httpx.get(url, timeout=3)
+    except httpx.HTTPError as error:
+        return False, f"{url}: {error.__class__.__name__}"
+    return answer.status_code == 200, answer.text
+
+
 @app.command()
 def up(
     host: Annotated[str, typer.Option(help="Address the API listens on")] = "127.0.0.1",
@@ -304,14 +318,25 @@ def up(
         }
         for name, command in commands.items():
             children.append((name, subprocess.Popen(command, env=env)))
+        typer.echo("starting the API, a worker and beat ...")
         shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
-        typer.echo(f"Youthlink is up: GraphQL IDE at http://{shown}:{port}/graphql, dashboard at "
-                   f"http://{shown}:{port}/dashboard  (health: /health). Ctrl-C stops.")
+        probe = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/health"
+        healthy = False
+        waited_since = time.monotonic()
         while True:
             for name, child in children:
                 if child.poll() is not None:
                     typer.secho(f"{name} exited with code {child.returncode}; stopping", fg=typer.colors.RED, err=True)
                     raise SystemExit(1)
+            if not healthy:
+                healthy, report = _health(probe)
+                if healthy:
+                    typer.echo(f"Youthlink is up: GraphQL IDE at http://{shown}:{port}/graphql, dashboard at "
+                               f"http://{shown}:{port}/dashboard  (health: /health). Ctrl-C stops.")
+                elif time.monotonic() - waited_since > HEALTH_PATIENCE_SECONDS:
+                    typer.secho(f"not healthy yet after {HEALTH_PATIENCE_SECONDS} s: {report}; still waiting",
+                                fg=typer.colors.YELLOW, err=True)
+                    waited_since = time.monotonic()
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
