@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import Integer, Numeric, Select, column, func, select, update, values
+from sqlalchemy import Integer, Numeric, Select, column, false, func, select, true, update, values
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,14 +50,15 @@ def served_hours(presence: tuple[datetime, datetime], window: tuple[datetime, da
 
 def ledger_entries() -> Any:
     """Approved records plus every adjustment (dated by its record): volunteer, task, start, hours, organization,
-    record."""
+    record, and whether the entry is the record itself (`is_record`: counting those counts the records, as
+    adjustments are made to approved records only, without the sort a count of distinct record ids needs)."""
     records = select(
         ServiceRecord.volunteer_id, ServiceRecord.task_id, ServiceRecord.started_at, ServiceRecord.hours,
-        ServiceRecord.organization_id, ServiceRecord.id.label("record_id"),
+        ServiceRecord.organization_id, ServiceRecord.id.label("record_id"), true().label("is_record"),
     ).where(ServiceRecord.status == RecordStatus.APPROVED)
     adjustments = select(
         ServiceRecord.volunteer_id, ServiceRecord.task_id, ServiceRecord.started_at, Adjustment.hours,
-        ServiceRecord.organization_id, Adjustment.record_id,
+        ServiceRecord.organization_id, Adjustment.record_id, false().label("is_record"),
     ).join(ServiceRecord, ServiceRecord.id == Adjustment.record_id)
     return records.union_all(adjustments)
 
