@@ -242,7 +242,7 @@ async def ledger_facts(session: AsyncSession, roster: Roster, now: datetime, set
     return [
         (index[vid], float(hours or 0), int(records)) for vid, hours, records in await connection.execute(
             select(entries.c.volunteer_id, func.sum(entries.c.hours).filter(entries.c.started_at >= since),
-                   func.count(func.distinct(entries.c.record_id)))
+                   func.count().filter(entries.c.is_record))
             .where(among(entries.c.volunteer_id, ids), entries.c.started_at >= min(since, window))
             .group_by(entries.c.volunteer_id)
         )
@@ -353,9 +353,34 @@ def contains(sorted_keys: Ints, keys: Ints) -> Flags:
     return found
 
 
+# Pairs evaluated at a time: each step's temporaries (a few MB) stay in the CPU's cache. One pass over 3.4 million
+# pairs took 0.9-1.2 s, in chunks of this size 0.4-0.5 s, for the same figures.
+EVALUATION_CHUNK = 1 << 18
+
+
 def evaluate(pairs: Pairs, tasks: Tasks, volunteers: Volunteers, memberships: Memberships, held: Held,
              weights: scores.Weights, settings: Settings) -> Evaluation:
-    """Every rule and factor for every pair, vectorized."""
+    """Every rule and factor for every pair, vectorized (a chunk of pairs at a time)."""
+    volunteer_places, task_places = Places.of(volunteers.lat, volunteers.lng), Places.of(tasks.lat, tasks.lng)
+    n = pairs.task.shape[0]
+    parts = [
+        _evaluate_chunk(Pairs(pairs.task[lo:lo + EVALUATION_CHUNK], pairs.volunteer[lo:lo + EVALUATION_CHUNK],
+                              pairs.applied[lo:lo + EVALUATION_CHUNK]),
+                        tasks, volunteers, volunteer_places, task_places, memberships, held, weights, settings)
+        for lo in range(0, max(n, 1), EVALUATION_CHUNK)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return Evaluation(reason=np.concatenate([p.reason for p in parts]),
+                      distance_km=np.concatenate([p.distance_km for p in parts]),
+                      membership=np.concatenate([p.membership for p in parts]),
+                      permille=np.concatenate([p.permille for p in parts]),
+                      units=np.concatenate([p.units for p in parts]))
+
+
+def _evaluate_chunk(pairs: Pairs, tasks: Tasks, volunteers: Volunteers, volunteer_places: Places,
+                    task_places: Places, memberships: Memberships, held: Held, weights: scores.Weights,
+                    settings: Settings) -> Evaluation:
     t, v = pairs.task, pairs.volunteer
     n = t.shape[0]
     reason = np.zeros(n, np.int8)
@@ -374,8 +399,7 @@ def evaluate(pairs: Pairs, tasks: Tasks, volunteers: Volunteers, memberships: Me
     has_home = home[v]
     distance = np.full(n, np.nan)
     pv, pt = v[has_home], t[has_home]
-    distance[has_home] = haversine_km(Places.of(volunteers.lat, volunteers.lng), pv, Places.of(tasks.lat, tasks.lng),
-                                      pt)
+    distance[has_home] = haversine_km(volunteer_places, pv, task_places, pt)
     del pv, pt
     radius = tasks.radius_km[t]
     limited = ~np.isnan(radius)
