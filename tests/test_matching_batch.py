@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pyotp
+import pytest
 from sqlalchemy import func, select, text, update
 
 from tests import factories
@@ -40,6 +41,7 @@ from youthlink.db.models.enums import (
 from youthlink.db.models.tasks import MatchingRun
 from youthlink.domain import matching, signups
 from youthlink.domain.matching import batch as batch_module
+from youthlink.domain.matching import candidates
 from youthlink.domain.matching import decisions as matching_decisions
 from youthlink.graphql.ids import encode_id
 from youthlink.workers.app import app
@@ -160,7 +162,16 @@ def run_job(name: str, **kwargs: Any) -> Any:
 
 # The rules
 
-async def test_hard_rules_reject_ineligible_applications_with_their_reason(db: Any, clean: None) -> None:
+# Pairs are evaluated a chunk at a time (candidates.EVALUATION_CHUNK, hundreds of thousands): the rule tests also
+# run with chunks of two pairs, so each rule and factor is seen to hold across the chunks' boundaries.
+CHUNKS = pytest.mark.parametrize("chunk", [candidates.EVALUATION_CHUNK, 2], ids=["one-chunk", "chunks-of-2"])
+
+
+@CHUNKS
+async def test_hard_rules_reject_ineligible_applications_with_their_reason(
+    db: Any, clean: None, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(candidates, "EVALUATION_CHUNK", chunk)
     # given a task for adults of 16+ with first-aid skills living within 5 km, and one applicant per rule
     task = await add_task(db, slots=5, required_skills=["first_aid"], min_age=16, match_radius_km=5.0)
     ok = await add_volunteers(db, 1, skills=["first_aid", "swimming"])
@@ -190,6 +201,49 @@ async def test_hard_rules_reject_ineligible_applications_with_their_reason(db: A
     assert stored is not None and stored.filled_slots == 1 and stored.matched_at is not None
 
 
+@pytest.mark.parametrize("statement_bytes", [batch_module.RECORD_DECISIONS_BYTES, 1],
+                         ids=["one-statement", "a-statement-per-round"])
+async def test_every_rounds_decisions_are_kept_whatever_statements_carry_them(
+    db: Any, clean: None, statement_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given four tasks, each with two eligible applicants for one slot and one or two who lack the skill
+    monkeypatch.setattr(batch_module, "RECORD_DECISIONS_BYTES", statement_bytes)
+    expected: dict[uuid.UUID, dict[uuid.UUID, SignupStatus]] = {}
+    eligible_of: dict[uuid.UUID, list[uuid.UUID]] = {}
+    tasks = []
+    for i in range(4):
+        task = await add_task(db, slots=1, required_skills=["first_aid"], starts_in=timedelta(days=3 + i))
+        eligible = await add_volunteers(db, 2, skills=["first_aid"])
+        lacking = await add_volunteers(db, 1 + i % 2, skills=["swimming"])
+        await apply(db, task, eligible + lacking)
+        tasks.append(task)
+        expected[task.id] = {**{v: SignupStatus.REJECTED for v in lacking}}
+        eligible_of[task.id] = eligible
+
+    # when the batch runs (its decisions written in one statement, or one per task round)
+    result = await run_batch(db)
+
+    # then each task's record holds its own applicants' decisions: one eligible applicant confirmed and the other
+    # waitlisted, each with a score; those lacking the skill rejected and listed as such
+    assert (result["confirmed"], result["waitlisted"], result["rejected"]) == (4, 4, 6)
+    for task in tasks:
+        found = await decisions(db, task)
+        assert {v: d.status for v, d in found.items() if v in expected[task.id]} == expected[task.id]
+        eligible = eligible_of[task.id]
+        assert {found[v].status for v in eligible} == {SignupStatus.CONFIRMED, SignupStatus.WAITLISTED}
+        for volunteer_id, status in {**expected[task.id], **{v: found[v].status for v in eligible}}.items():
+            explanation = found[volunteer_id].match_explanation
+            assert explanation is not None
+            if status is SignupStatus.REJECTED:
+                assert explanation["reason"] == "MISSING_SKILLS" and found[volunteer_id].match_score is None
+            else:
+                assert found[volunteer_id].match_score is not None and explanation["facts"]["km"] == 0
+    async with db.read() as session:
+        records = (await session.execute(select(MatchingDecision.applications, func.cardinality(
+            MatchingDecision.rejected)).where(MatchingDecision.task_id.in_([t.id for t in tasks])))).all()
+    assert sorted(records) == [(3, 1), (3, 1), (4, 2), (4, 2)]
+
+
 async def test_filling_more_slots_comes_before_a_higher_score(db: Any, clean: None) -> None:
     # given two one-slot tasks at the same time; A (the better match for both) applied to both, B only to X
     x = await add_task(db, slots=1)
@@ -213,7 +267,11 @@ async def test_filling_more_slots_comes_before_a_higher_score(db: Any, clean: No
     await assert_invariants(db)
 
 
-async def test_a_clash_with_a_task_confirmed_earlier_waitlists_the_application(db: Any, clean: None) -> None:
+@CHUNKS
+async def test_a_clash_with_a_task_confirmed_earlier_waitlists_the_application(
+    db: Any, clean: None, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(candidates, "EVALUATION_CHUNK", chunk)
     # given a volunteer already confirmed on a first-come task that overlaps a MATCHED one
     earlier = await add_task(db, slots=5, mode=AssignmentMode.FIRST_COME, due=False, hours=4)
     clashing = await add_task(db, slots=5, starts_in=timedelta(days=3, hours=2))
@@ -234,7 +292,11 @@ async def test_a_clash_with_a_task_confirmed_earlier_waitlists_the_application(d
     await assert_invariants(db)
 
 
-async def test_the_score_and_its_breakdown_are_stored_and_decide_the_slot(db: Any, clean: None) -> None:
+@CHUNKS
+async def test_the_score_and_its_breakdown_are_stored_and_decide_the_slot(
+    db: Any, clean: None, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(candidates, "EVALUATION_CHUNK", chunk)
     # given one slot and four applicants alike but for one fact each; the team member applied last
     async with db.unit_of_work() as session:
         org = await session.scalar(select(Organization).where(Organization.name == "温岭市社会治理志愿者联盟"))
