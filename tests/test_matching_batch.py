@@ -201,49 +201,6 @@ async def test_hard_rules_reject_ineligible_applications_with_their_reason(
     assert stored is not None and stored.filled_slots == 1 and stored.matched_at is not None
 
 
-@pytest.mark.parametrize("statement_bytes", [batch_module.RECORD_DECISIONS_BYTES, 1],
-                         ids=["one-statement", "a-statement-per-round"])
-async def test_every_rounds_decisions_are_kept_whatever_statements_carry_them(
-    db: Any, clean: None, statement_bytes: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # given four tasks, each with two eligible applicants for one slot and one or two who lack the skill
-    monkeypatch.setattr(batch_module, "RECORD_DECISIONS_BYTES", statement_bytes)
-    expected: dict[uuid.UUID, dict[uuid.UUID, SignupStatus]] = {}
-    eligible_of: dict[uuid.UUID, list[uuid.UUID]] = {}
-    tasks = []
-    for i in range(4):
-        task = await add_task(db, slots=1, required_skills=["first_aid"], starts_in=timedelta(days=3 + i))
-        eligible = await add_volunteers(db, 2, skills=["first_aid"])
-        lacking = await add_volunteers(db, 1 + i % 2, skills=["swimming"])
-        await apply(db, task, eligible + lacking)
-        tasks.append(task)
-        expected[task.id] = {**{v: SignupStatus.REJECTED for v in lacking}}
-        eligible_of[task.id] = eligible
-
-    # when the batch runs (its decisions written in one statement, or one per task round)
-    result = await run_batch(db)
-
-    # then each task's record holds its own applicants' decisions: one eligible applicant confirmed and the other
-    # waitlisted, each with a score; those lacking the skill rejected and listed as such
-    assert (result["confirmed"], result["waitlisted"], result["rejected"]) == (4, 4, 6)
-    for task in tasks:
-        found = await decisions(db, task)
-        assert {v: d.status for v, d in found.items() if v in expected[task.id]} == expected[task.id]
-        eligible = eligible_of[task.id]
-        assert {found[v].status for v in eligible} == {SignupStatus.CONFIRMED, SignupStatus.WAITLISTED}
-        for volunteer_id, status in {**expected[task.id], **{v: found[v].status for v in eligible}}.items():
-            explanation = found[volunteer_id].match_explanation
-            assert explanation is not None
-            if status is SignupStatus.REJECTED:
-                assert explanation["reason"] == "MISSING_SKILLS" and found[volunteer_id].match_score is None
-            else:
-                assert found[volunteer_id].match_score is not None and explanation["facts"]["km"] == 0
-    async with db.read() as session:
-        records = (await session.execute(select(MatchingDecision.applications, func.cardinality(
-            MatchingDecision.rejected)).where(MatchingDecision.task_id.in_([t.id for t in tasks])))).all()
-    assert sorted(records) == [(3, 1), (3, 1), (4, 2), (4, 2)]
-
-
 async def test_filling_more_slots_comes_before_a_higher_score(db: Any, clean: None) -> None:
     # given two one-slot tasks at the same time; A (the better match for both) applied to both, B only to X
     x = await add_task(db, slots=1)

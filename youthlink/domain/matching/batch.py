@@ -327,22 +327,6 @@ async def _probing_by_index(session: AsyncSession) -> AsyncIterator[None]:
                           {"hash": previous[0], "merge": previous[1]})
 
 
-# One statement per slice of task rounds: the entries and the rejected ids each travel as one bytea, which
-# PostgreSQL cuts per round (a substring each; the rejected ids decoded to uuid[] there). A Python loop that
-# built a uuid.UUID per rejected id and a row per round took a second at city scale.
-ENTRY_BYTES = decisions.ENTRY.itemsize
-RECORD_DECISIONS_SQL = f"""
-    INSERT INTO matching_decisions (task_id, round, run_id, decided_at, applications, rejected, entries)
-    SELECT d.task_id, d.round, $1, $2, d.applications,
-           ARRAY(SELECT CAST(encode(substring($8::bytea FROM (d.rejected_from + i) * 16 + 1 FOR 16), 'hex') AS uuid)
-                 FROM generate_series(0, d.rejected - 1) AS i ORDER BY i),
-           substring($9::bytea FROM d.entries_from * {ENTRY_BYTES} + 1 FOR d.applications * {ENTRY_BYTES})
-    FROM unnest($3::uuid[], $4::int4[], $5::int4[], $6::int4[], $7::int4[], $10::int4[])
-         AS d(task_id, round, entries_from, applications, rejected_from, rejected)
-"""
-RECORD_DECISIONS_BYTES = 16 << 20  # entries a statement carries, at most (unless one round alone has more)
-
-
 async def _record_decisions(session: AsyncSession, run_id: uuid.UUID, now: datetime, instance: Instance,
                             prepared: Entries, decision: NDArray[np.uint8], reason: NDArray[np.uint8]) -> None:
     """One MatchingDecision per task and round decided (a round left undecided by a failed batch is decided
@@ -350,31 +334,19 @@ async def _record_decisions(session: AsyncSession, run_id: uuid.UUID, now: datet
     apps, tasks = instance.apps, instance.tasks
     order, starts, entries = prepared.order, prepared.starts, prepared.entries
     entries["decision"], entries["reason"] = decision[order], reason[order]
-    rejected = entries["decision"] == REJECTED
-    entries["units"][rejected] = decisions.NO_SCORE
-    ends = np.r_[starts[1:], order.shape[0]]
-    first = order[starts]
-    rejected_ids = np.ascontiguousarray(entries["id"][rejected])
-    rejected_per_round = np.add.reduceat(rejected.astype(np.int64), starts) if starts.shape[0] else starts
-    rejected_starts = np.cumsum(rejected_per_round) - rejected_per_round
-    task_ids = [tasks.ids[t] for t in apps.task[first].tolist()]
-    rounds = apps.round[first]
-    per_statement = max(RECORD_DECISIONS_BYTES // ENTRY_BYTES, 1)
+    entries["units"][entries["decision"] == REJECTED] = decisions.NO_SCORE
+    rows = []
+    for lo, hi in zip(starts.tolist(), np.r_[starts[1:], order.shape[0]].tolist(), strict=True):
+        group = entries[lo:hi]
+        first = int(order[lo])
+        rejected = candidates.signup_uuids(group["id"][group["decision"] == REJECTED])
+        rows.append((tasks.ids[int(apps.task[first])], int(apps.round[first]), run_id, now, hi - lo, rejected,
+                     group.tobytes()))
     driver = await candidates.driver_connection(session)
-    lo = 0
-    while lo < starts.shape[0]:
-        # The rounds whose entries begin within this statement's share (at least one round).
-        hi = max(int(np.searchsorted(starts, starts[lo] + per_statement, side="left")), lo + 1)
-        entries_from, entries_to = int(starts[lo]), int(ends[hi - 1])
-        rejected_from = int(rejected_starts[lo])
-        rejected_to = int(rejected_starts[hi - 1] + rejected_per_round[hi - 1])
-        await driver.execute(
-            RECORD_DECISIONS_SQL, run_id, now, task_ids[lo:hi], rounds[lo:hi].tolist(),
-            (starts[lo:hi] - entries_from).tolist(), (ends[lo:hi] - starts[lo:hi]).tolist(),
-            (rejected_starts[lo:hi] - rejected_from).tolist(), rejected_ids[rejected_from:rejected_to].tobytes(),
-            entries[entries_from:entries_to].tobytes(), rejected_per_round[lo:hi].tolist(),
-        )
-        lo = hi
+    await driver.executemany(
+        "INSERT INTO matching_decisions (task_id, round, run_id, decided_at, applications, rejected, entries)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)", rows,
+    )
 
 
 async def _recheck_winners(session: AsyncSession, instance: Instance, winners: NDArray[np.int64],
