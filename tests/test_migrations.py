@@ -56,7 +56,8 @@ def test_migrations_match_the_models_and_walk_down_and_up(services: svc.Services
         # when the whole chain is applied, then the schema is what the models say
         upgrade(url)
         assert _differences(url) == []
-        # and the decisions' entries (incompressible: 16 random bytes in 51) are stored without a compression try
+        # and the decisions' entries are stored without compression: at city scale pglz took 5.9 s to store
+        # them, EXTERNAL 0.9 s
         assert _entries_storage(url) == "e"
         # and it walks down to nothing and up again
         downgrade(url, "base")

@@ -320,7 +320,8 @@ def up(
             children.append((name, subprocess.Popen(command, env=env)))
         typer.echo("starting the API, a worker and beat ...")
         shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
-        probe = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/health"
+        probed = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
+        probe = f"http://{probed}:{port}/health"
         healthy = False
         waited_since = time.monotonic()
         while True:

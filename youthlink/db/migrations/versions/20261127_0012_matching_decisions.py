@@ -48,7 +48,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("task_id", "round", name=op.f("pk_matching_decisions")),
     )
     op.create_index(op.f("ix_matching_decisions_run_id"), "matching_decisions", ["run_id"])
-    # Packed ids do not compress: store them out of line as they are, without trying.
+    # Stored out of line as they are, without trying to compress: at city scale (173 MB of entries) pglz took
+    # 5.9 s to store them and EXTERNAL 0.9 s.
     op.execute("ALTER TABLE matching_decisions ALTER COLUMN entries SET STORAGE EXTERNAL")
 
 
