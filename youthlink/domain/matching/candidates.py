@@ -354,7 +354,7 @@ def contains(sorted_keys: Ints, keys: Ints) -> Flags:
 
 
 # Pairs evaluated at a time: each step's temporaries (a few MB) stay in the CPU's cache. In the matching benchmark's
-# batches (3.56 million pairs) the candidates step took 0.8-1.4 s in one pass, 0.6-1.0 s in chunks of this size.
+# batches (3.56 million pairs) the candidates step took 0.8-1.4 s in one pass, 0.6-1.2 s in chunks of this size.
 EVALUATION_CHUNK = 1 << 18
 
 
