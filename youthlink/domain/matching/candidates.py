@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -371,11 +371,7 @@ def evaluate(pairs: Pairs, tasks: Tasks, volunteers: Volunteers, memberships: Me
     ]
     if len(parts) == 1:
         return parts[0]
-    return Evaluation(reason=np.concatenate([p.reason for p in parts]),
-                      distance_km=np.concatenate([p.distance_km for p in parts]),
-                      membership=np.concatenate([p.membership for p in parts]),
-                      permille=np.concatenate([p.permille for p in parts]),
-                      units=np.concatenate([p.units for p in parts]))
+    return Evaluation(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Evaluation)})
 
 
 def _evaluate_chunk(pairs: Pairs, tasks: Tasks, volunteers: Volunteers, volunteer_places: Places,
